@@ -1,0 +1,1 @@
+"""Spike detection, alert rules and notifiers."""

@@ -1,0 +1,1 @@
+"""Sources: feed reader, Scrapy spiders, politeness and fetch state."""

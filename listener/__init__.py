@@ -1,0 +1,6 @@
+"""Listener: brand social listening and rapid response."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

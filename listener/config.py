@@ -1,0 +1,309 @@
+"""`watch.yaml`: brands, watch terms, sources, alert rules and engines.
+
+Everything is validated when the file is loaded, so a typo fails at start-up
+with `file:line: field: message` instead of at 3 a.m. in a stage. Secrets come
+from the environment through `${VAR}` and are held as `SecretStr` so they never
+appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from listener.errors import ConfigError, QuerySyntaxError
+
+__all__ = [
+    "AlertRule",
+    "BrandConfig",
+    "BusConfig",
+    "ClassifierConfig",
+    "Config",
+    "FeedSourceConfig",
+    "Limits",
+    "SlackConfig",
+    "SourceConfig",
+    "SpiderSelectors",
+    "SpiderSourceConfig",
+    "StoreConfig",
+    "load_config",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`90`, `"90s"`, `"5m"`, `"1.5h"`, `"7d"` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 1h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 30s, 5m, 1h or 7d")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Limits(_Section):
+    """Politeness and safety limits shared by every source."""
+
+    user_agent: str = "Listener/0.1 (brand monitoring; +https://github.com/listener-monitor/listener)"
+    timeout: Duration = 20.0
+    max_document_bytes: int = Field(default=2_000_000, gt=0)
+    per_host_concurrency: int = Field(default=2, ge=1)
+    per_host_delay: Duration = 1.0
+    obey_robots_txt: bool = True
+
+
+class FeedSourceConfig(_Section):
+    type: Literal["feed"]
+    name: str = Field(min_length=1)
+    url: str
+    poll_interval: Duration = 300.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class SpiderSelectors(_Section):
+    """CSS selectors, or XPath when the selector starts with `/` or `(`."""
+
+    links: str | None = Field(default=None, description="item links on a listing page")
+    next_page: str | None = None
+    item: str | None = Field(default=None, description="containers when items sit inline")
+    text: str
+    title: str | None = None
+    author: str | None = None
+    date: str | None = None
+
+
+class SpiderSourceConfig(_Section):
+    type: Literal["spider"]
+    name: str = Field(min_length=1)
+    start_urls: list[str] = Field(min_length=1)
+    selectors: SpiderSelectors
+    max_pages: int = Field(default=50, ge=1)
+    poll_interval: Duration = 900.0
+
+    @field_validator("start_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"{url!r} must be an http:// or https:// URL")
+        return value
+
+
+SourceConfig = Annotated[FeedSourceConfig | SpiderSourceConfig, Field(discriminator="type")]
+
+
+class AlertRule(_Section):
+    """When negative volume for a brand is a spike worth waking someone for."""
+
+    name: str = "negative-spike"
+    bucket: Duration = Field(default=60.0, gt=0, description="counting interval")
+    baseline: Duration = Field(default=3600.0, gt=0, description="history the baseline learns from")
+    window: Duration = Field(default=300.0, gt=0, description="recent span compared to baseline")
+    min_count: int = Field(default=5, ge=1, description="fewer negatives never alert")
+    min_ratio: float = Field(default=3.0, gt=1.0, description="observed must exceed ratio x expected")
+    sensitivity: float = Field(default=3.0, gt=0.0, description="Poisson tail, in standard deviations")
+    resolve_ratio: float = Field(default=1.5, gt=0.0, description="spike ends below ratio x expected")
+
+
+class BrandConfig(_Section):
+    name: str = Field(min_length=1)
+    queries: list[str] = Field(min_length=1)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    alert: AlertRule = AlertRule()
+    slack_channel: str | None = None
+
+    @field_validator("queries")
+    @classmethod
+    def _parse(cls, value: list[str]) -> list[str]:
+        from listener.query.parser import parse
+
+        for query in value:
+            try:
+                parse(query)
+            except QuerySyntaxError as exc:
+                raise ValueError(exc.render()) from None
+        return value
+
+
+class ClassifierConfig(_Section):
+    model: str = Field(default="default", description="'default' or a Hugging Face dir/name")
+    batch_size: int = Field(default=32, ge=1)
+    max_length: int = Field(default=128, ge=8)
+    device: str = "auto"
+    threads: int | None = Field(default=None, ge=1)
+
+
+class BusConfig(_Section):
+    engine: Literal["embedded"] = "embedded"
+
+
+class StoreConfig(_Section):
+    engine: Literal["embedded"] = "embedded"
+    retention: Duration = 365 * 86400.0
+
+
+class SlackConfig(_Section):
+    bot_token: SecretStr | None = None
+    base_url: str | None = Field(default=None, description="Web API base, for Slack-compatible servers")
+    default_channel: str | None = None
+
+
+class Config(_Section):
+    version: Literal[1] = 1
+    data_dir: Path = Path("listener-data")
+    brands: list[BrandConfig] = Field(min_length=1)
+    limits: Limits = Limits()
+    classifier: ClassifierConfig = ClassifierConfig()
+    bus: BusConfig = BusConfig()
+    store: StoreConfig = StoreConfig()
+    slack: SlackConfig = SlackConfig()
+
+    @field_validator("brands")
+    @classmethod
+    def _unique(cls, value: list[BrandConfig]) -> list[BrandConfig]:
+        seen: set[str] = set()
+        for brand in value:
+            key = brand.name.casefold()
+            if key in seen:
+                raise ValueError(f"brand {brand.name!r} is defined twice")
+            seen.add(key)
+        return value
+
+    def brand(self, name: str) -> BrandConfig:
+        for brand in self.brands:
+            if brand.name.casefold() == name.casefold():
+                return brand
+        raise KeyError(name)
+
+
+# --- loading with line numbers ---------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+Path_ = tuple[str | int, ...]
+
+
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Iterator[None]:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            yield from _walk(value_node, (*path, key), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _walk(item, (*path, index), lines)
+    yield None
+
+
+def _line_for(path: Path_, lines: dict[Path_, int]) -> int:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return 1
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _expand_env(value: Any, path: Path_, problems: list[tuple[Path_, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*path, str(k)), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*path, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found is not None:
+            return found
+        if default is not None:
+            return default
+        problems.append((path, f"environment variable {name} is not set"))
+        return ""
+
+    return _ENV.sub(substitute, value)
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate; raise `ConfigError` listing every problem as `file:line: field: msg`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path}:{line}: (syntax): {problem}"]) from None
+    if not isinstance(data, dict) or root is None:
+        raise ConfigError([f"{path}:1: (top level): expected a mapping with a 'brands' list"])
+    lines: dict[Path_, int] = {}
+    for _ in _walk(root, (), lines):
+        pass
+    env_problems: list[tuple[Path_, str]] = []
+    data = _expand_env(data, (), env_problems)
+    problems = [f"{path}:{_line_for(p, lines)}: {_dotted(p)}: {m}" for p, m in env_problems]
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{path}:{_line_for(loc, lines)}: {_dotted(loc)}: {message}")
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    if not config.data_dir.is_absolute():
+        config = config.model_copy(update={"data_dir": (path.parent / config.data_dir).resolve()})
+    return config
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic puts the discriminator value ('feed', 'spider') into error locations.
+    return part in ("feed", "spider")

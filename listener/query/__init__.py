@@ -1,0 +1,1 @@
+"""The watch-term query language (parser, AST, stream matcher)."""

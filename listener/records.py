@@ -1,0 +1,185 @@
+"""The records that flow between stages, and their wire format on the bus.
+
+One `Mention` type runs through the whole flow: a `ScoredMention` is a
+`Mention` that the classifier has labelled, so every later stage (index,
+detect, notify) reads the same fields. Ids are deterministic so that
+at-least-once delivery turns into idempotent upserts downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Alert",
+    "Document",
+    "Mention",
+    "Record",
+    "ScoredMention",
+    "Sentiment",
+    "SentimentLabel",
+    "decode",
+    "document_id",
+    "encode",
+    "mention_id",
+]
+
+SCHEMA_VERSION = 1
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()[:32]
+
+
+def document_id(source: str, item_key: str) -> str:
+    """Same source item, same id: `item_key` is the feed guid, or the page URL."""
+    return _digest("doc", source, item_key)
+
+
+def mention_id(doc_id: str, brand: str) -> str:
+    """A document can mention several brands; each pair is its own mention."""
+    return _digest("mention", doc_id, brand.casefold())
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: ClassVar[str] = "record"
+
+
+class Document(_Record):
+    """What a source fetched, before any brand is attached."""
+
+    kind: ClassVar[str] = "document"
+
+    id: str
+    source: str = Field(description="the configured source's name, e.g. 'acme-news'")
+    source_type: str = Field(description="feed, spider, ...")
+    url: str | None = None
+    site: str | None = Field(default=None, description="host name of the url, lower-case")
+    author: str | None = None
+    title: str | None = None
+    text: str
+    published: datetime
+    fetched: datetime
+    language: str | None = None
+    engagement: dict[str, int] = Field(default_factory=dict)
+
+    _normalise_published = field_validator("published", "fetched")(_utc)
+
+
+class Mention(Document):
+    """A document matched to one brand by that brand's watch terms."""
+
+    kind: ClassVar[str] = "mention"
+
+    document_id: str
+    brand: str
+    matched_queries: tuple[str, ...] = ()
+
+    @classmethod
+    def from_document(cls, doc: Document, brand: str, matched: tuple[str, ...]) -> Mention:
+        fields = doc.model_dump()
+        fields["id"] = mention_id(doc.id, brand)
+        return cls(**fields, document_id=doc.id, brand=brand, matched_queries=matched)
+
+
+class SentimentLabel(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+    UNSCORED = "unscored"
+
+
+class Sentiment(BaseModel):
+    """The classifier's verdict, with enough provenance to re-score later."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: SentimentLabel
+    negative: float = 0.0
+    neutral: float = 0.0
+    positive: float = 0.0
+    model_id: str
+    model_version: str
+
+
+class ScoredMention(Mention):
+    kind: ClassVar[str] = "scored_mention"
+
+    sentiment: Sentiment
+
+    @classmethod
+    def from_mention(cls, mention: Mention, sentiment: Sentiment) -> ScoredMention:
+        return cls(**mention.model_dump(), sentiment=sentiment)
+
+
+class Alert(_Record):
+    """A negative spike for one brand and rule, with the evidence a responder needs."""
+
+    kind: ClassVar[str] = "alert"
+
+    id: str
+    brand: str
+    rule: str = "negative-spike"
+    status: Literal["firing", "resolved"] = "firing"
+    window_start: datetime
+    window_end: datetime
+    observed: int = Field(description="negative mentions in the window")
+    expected: float = Field(description="baseline negative mentions for such a window")
+    total: int = Field(description="all mentions of the brand in the window")
+    negative_share: float
+    samples: tuple[ScoredMention, ...] = ()
+    channel: str | None = None
+    created: datetime
+
+    _normalise_times = field_validator("window_start", "window_end", "created")(_utc)
+
+    @staticmethod
+    def make_id(brand: str, rule: str, window_start: datetime) -> str:
+        return _digest("alert", brand.casefold(), rule, _utc(window_start).isoformat())
+
+
+Record = Document | Mention | ScoredMention | Alert
+
+_KINDS: dict[str, type[_Record]] = {
+    cls.kind: cls for cls in (Document, Mention, ScoredMention, Alert)
+}
+
+
+def encode(record: _Record) -> bytes:
+    """A versioned JSON envelope, so consumers can refuse what they do not understand."""
+    envelope: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "kind": record.kind,
+        "data": record.model_dump(mode="json"),
+    }
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode(payload: bytes) -> Record:
+    envelope = json.loads(payload)
+    if envelope.get("v") != SCHEMA_VERSION:
+        raise ValueError(f"unsupported record schema version {envelope.get('v')!r}")
+    cls = _KINDS.get(envelope.get("kind", ""))
+    if cls is None:
+        raise ValueError(f"unknown record kind {envelope.get('kind')!r}")
+    record = cls.model_validate(envelope["data"])
+    assert isinstance(record, Document | Alert)
+    return record

@@ -1,0 +1,1 @@
+"""Sentiment classifiers: offline loading, batched inference, training."""

@@ -1,0 +1,1 @@
+"""Bus and search-store engines, and the runtime that wires stages to topics."""

@@ -1,0 +1,65 @@
+"""The `MentionStore` seam: idempotent upserts, search, time buckets, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from listener.query.ast import Node
+from listener.records import ScoredMention
+
+__all__ = ["Bucket", "Hit", "MentionStore", "SearchRequest", "SearchResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """What an analyst asks; `query` is parsed watch-term syntax (None matches all)."""
+
+    query: Node | None = None
+    brand: str | None = None
+    sentiment: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    order: Literal["newest", "relevance"] = "newest"
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    mention: ScoredMention
+    snippet: str = field(default="", metadata={"doc": "text with matches wrapped in [[ ]]"})
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    total: int
+    hits: list[Hit]
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: datetime
+    counts: dict[str, int]  # sentiment label -> count
+
+
+class MentionStore(Protocol):
+    def upsert(self, mentions: Sequence[ScoredMention]) -> None:
+        """Insert or replace by mention id; re-delivery must not duplicate."""
+        ...
+
+    def get(self, mention_id: str) -> ScoredMention | None: ...
+
+    def search(self, request: SearchRequest) -> SearchResult: ...
+
+    def histogram(self, request: SearchRequest, bucket_seconds: int) -> list[Bucket]:
+        """Counts per time bucket (by publication time) and sentiment label."""
+        ...
+
+    def delete_older_than(self, cutoff: datetime) -> int: ...
+
+    def close(self) -> None: ...
