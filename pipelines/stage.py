@@ -1,0 +1,33 @@
+"""What a stage is: a small object that turns a batch of records into outputs.
+
+Stages know nothing about the bus; the runtime polls their input topic,
+decodes, calls `handle`, publishes the outputs and only then commits. So a
+stage that crashes mid-batch sees the batch again (at-least-once), which is
+why every sink writes idempotently by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from listener.records import Record
+
+__all__ = ["Output", "Stage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str
+    key: str  # the brand, so one brand's records stay in order within a partition
+    record: Record
+
+
+class Stage(Protocol):
+    name: str
+    input_topic: str
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        """Process one batch; raise to have the runtime retry and, failing that, dead-letter."""
+        ...
