@@ -151,11 +151,11 @@ class BrandConfig(_Section):
     @field_validator("queries")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from listener.query.parser import parse
+        from listener.query.parser import parse_watch_query
 
         for query in value:
             try:
-                parse(query)
+                parse_watch_query(query)
             except QuerySyntaxError as exc:
                 raise ValueError(exc.render()) from None
         return value

@@ -1,0 +1,11 @@
+"""Suite-wide settings: nothing in the tests may reach beyond loopback."""
+
+from __future__ import annotations
+
+import os
+
+# Models load from installed packages or repo files; a hub lookup would be a bug.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Keep proxies configured on a developer's machine away from loopback servers.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
