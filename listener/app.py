@@ -1,0 +1,128 @@
+"""Wiring: one deployment's sources, stages and sinks on one bus.
+
+This is the only place that knows which engine implements which seam, so the
+stages themselves stay identical between the embedded deployment (everything
+here, in threads) and a distributed one (one stage per process).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alerts.console import ConsoleNotifier
+from alerts.notifier import Notifier
+from alerts.stages import DetectStage, NotifyStage
+from crawlers.factory import build_sources
+from crawlers.scheduler import Scheduler
+from crawlers.state import FetchState
+from listener.config import Config
+from listener.records import Document, encode
+from listener.stages import ClassifyStage, IndexStage, MatchStage
+from models.classifier import Classifier
+from pipelines.bus_sqlite import EmbeddedBus
+from pipelines.runtime import StageRunner
+from pipelines.stage import Stage
+from pipelines.store_sqlite import EmbeddedStore
+
+__all__ = ["Monitor", "open_store"]
+
+log = logging.getLogger(__name__)
+
+
+def open_store(config: Config) -> EmbeddedStore:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return EmbeddedStore(config.data_dir / "store.db")
+
+
+def _default_notifiers(config: Config) -> list[Notifier]:
+    notifiers: list[Notifier] = [ConsoleNotifier()]
+    if config.slack.bot_token is not None:
+        from alerts.slack import SlackNotifier
+
+        notifiers.append(SlackNotifier.from_config(config.slack, config.brands))
+    return notifiers
+
+
+@dataclass
+class Monitor:
+    """Every stage of the embedded deployment, as threads of one process."""
+
+    config: Config
+    classifier_factory: Callable[[], Classifier]
+    notifiers: Sequence[Notifier] = ()
+    clock: Callable[[], float] = time.time
+    poll_timeout: float = 0.5
+    _threads: list[threading.Thread] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        data: Path = self.config.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.bus = EmbeddedBus(data / "bus.db")
+        self.store = open_store(self.config)
+        self.fetch_state = FetchState(data / "fetch.db")
+        self.sources = build_sources(self.config, self.fetch_state)
+        self.scheduler = Scheduler(self.sources, self.fetch_state, publish=self._publish_documents)
+        self.runners: list[StageRunner] = []
+
+    def _publish_documents(self, docs: list[Document]) -> None:
+        self.bus.publish_many("documents", [(doc.source, encode(doc)) for doc in docs])
+
+    def build_stages(self) -> list[Stage]:
+        """Loads the model, which takes a few seconds; called once by `start`."""
+        notifiers = list(self.notifiers) or _default_notifiers(self.config)
+        return [
+            MatchStage(self.config.brands),
+            ClassifyStage(self.classifier_factory()),
+            IndexStage(self.store),
+            DetectStage(
+                rules={b.name: b.alert for b in self.config.brands},
+                channels={b.name: b.slack_channel for b in self.config.brands},
+                state_path=self.config.data_dir / "detector.db",
+                clock=self.clock,
+            ),
+            NotifyStage(notifiers),
+        ]
+
+    def start(self, stop: threading.Event) -> None:
+        self.runners = [
+            StageRunner(self.bus, stage, poll_timeout=self.poll_timeout) for stage in self.build_stages()
+        ]
+        targets: list[tuple[str, Callable[[], None]]] = [
+            ("sources", lambda: self.scheduler.run_forever(stop)),
+            *((f"stage-{r.stage.name}", _runner_loop(r, stop)) for r in self.runners),
+        ]
+        for name, target in targets:
+            thread = threading.Thread(target=_guard(name, target, stop), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def join(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        self.bus.close()
+        self.store.close()
+
+
+def _runner_loop(runner: StageRunner, stop: threading.Event) -> Callable[[], None]:
+    return lambda: runner.run_forever(stop)
+
+
+def _guard(name: str, target: Callable[[], None], stop: threading.Event) -> Callable[[], None]:
+    """A crashed thread stops the whole monitor loudly instead of leaving a silent hole."""
+
+    def run() -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("%s crashed; stopping the monitor", name)
+            stop.set()
+
+    return run

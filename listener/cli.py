@@ -1,0 +1,177 @@
+"""The `listener` command: run the monitor, the demo, config checks and search."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from listener.config import Config, load_config, parse_duration
+from listener.errors import ConfigError, ListenerError, QuerySyntaxError
+from listener.textsafe import terminal_safe
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = os.environ.get("LISTENER_CONFIG", "watch.yaml")
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the watch.yaml to use (or set LISTENER_CONFIG)",
+)
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(2) from None
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="more log output (-vv for debug)")
+def main(verbose: int) -> None:
+    """Listener: watch the web for a brand and get a human on negative spikes."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.group()
+def config() -> None:
+    """Check configuration files."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(file: Path) -> None:
+    """Validate FILE; print every problem as file:line: field: message."""
+    cfg = _load(file)
+    queries = sum(len(b.queries) for b in cfg.brands)
+    sources = sum(len(b.sources) for b in cfg.brands)
+    click.echo(f"{file}: ok ({len(cfg.brands)} brands, {queries} watch queries, {sources} sources)")
+
+
+@main.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Run every stage on the embedded engines until interrupted."""
+    from listener.app import Monitor
+    from models.loader import load_classifier
+
+    cfg = _load(config_path)
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    monitor = Monitor(cfg, classifier_factory=lambda: load_classifier(cfg.classifier))
+    click.echo(f"Listener watching {len(cfg.brands)} brand(s); data in {cfg.data_dir}. Ctrl-C stops.")
+    monitor.start(stop)
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        stop.set()
+    monitor.join()
+    monitor.close()
+
+
+@main.command()
+@click.option("--until-alert", is_flag=True, help="exit 0 right after the first alert (1 if none in time)")
+@click.option("--timeout", default="5m", show_default=True, help="with --until-alert: how long to wait")
+@click.option(
+    "--data-dir",
+    default=Path("listener-data/demo"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where the demo keeps its bus, index and state (wiped at start)",
+)
+@click.option("--seed", default=7, show_default=True, help="the generated demo world's seed")
+def demo(until_alert: bool, timeout: str, data_dir: Path, seed: int) -> None:
+    """Serve a generated demo world on loopback and run the real pipeline on it."""
+    from listener.demo.runner import run_demo
+
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.WARNING))
+    code = run_demo(
+        until_alert=until_alert, timeout=parse_duration(timeout), data_dir=data_dir, seed=seed, echo=click.echo
+    )
+    raise SystemExit(code)
+
+
+@main.command()
+@click.argument("query", required=False, default="")
+@config_option
+@click.option("--brand", help="only this brand")
+@click.option("--sentiment", type=click.Choice(["negative", "neutral", "positive", "unscored"]))
+@click.option("--source", help="only this configured source")
+@click.option("--since", help="only mentions published in the last DURATION, e.g. 7d or 2h")
+@click.option("--order", type=click.Choice(["newest", "relevance"]), default="newest", show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def search(
+    query: str,
+    config_path: Path,
+    brand: str | None,
+    sentiment: str | None,
+    source: str | None,
+    since: str | None,
+    order: str,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Search the mention history with the watch-term query language."""
+    from listener.app import open_store
+    from listener.query.parser import parse
+    from pipelines.store import SearchRequest
+
+    cfg = _load(config_path)
+    try:
+        node = parse(query) if query.strip() else None
+        start = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None
+    except QuerySyntaxError as exc:
+        click.echo(exc.render(), err=True)
+        raise SystemExit(2) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    request = SearchRequest(
+        query=node, brand=brand, sentiment=sentiment, source=source, since=start,
+        order=order, limit=limit,  # type: ignore[arg-type]
+    )
+    store = open_store(cfg)
+    try:
+        result = store.search(request)
+    except ListenerError as exc:
+        click.echo(f"search failed: {exc}", err=True)
+        raise SystemExit(1) from None
+    finally:
+        store.close()
+    if as_json:
+        for hit in result.hits:
+            row: dict[str, Any] = hit.mention.model_dump(mode="json")
+            row.update(snippet=hit.snippet, score=hit.score)
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    click.echo(f"{result.total} mention(s); showing {len(result.hits)}")
+    for hit in result.hits:
+        m = hit.mention
+        when = m.published.strftime("%Y-%m-%d %H:%M")
+        who = terminal_safe(m.author or "?", 40)
+        click.echo(f"\n{when}  {m.sentiment.label.value:<8}  {terminal_safe(m.brand, 40)}  {who}  {m.site or ''}")
+        click.echo(f"  {terminal_safe(hit.snippet or m.text, 300)}")
+        if m.url:
+            click.echo(f"  {terminal_safe(m.url, 300)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

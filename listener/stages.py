@@ -1,0 +1,93 @@
+"""The product's own stages: match watch terms, classify sentiment, index.
+
+Detect and notify live in `alerts.stages`; the bus and runner in `pipelines`.
+Each stage is plain code over records, so the embedded deployment runs them as
+threads and the distributed one as separate processes, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+from listener.config import BrandConfig
+from listener.query.matcher import Matcher
+from listener.query.parser import parse_watch_query
+from listener.records import Document, Mention, Record, ScoredMention
+from models.classifier import Classifier
+from pipelines.stage import Output
+from pipelines.store import MentionStore
+
+__all__ = ["ClassifyStage", "IndexStage", "MatchStage"]
+
+log = logging.getLogger(__name__)
+
+
+class MatchStage:
+    """documents -> mentions: one mention per (document, brand) whose watch terms hit."""
+
+    name = "match"
+    input_topic = "documents"
+
+    def __init__(self, brands: Sequence[BrandConfig]) -> None:
+        entries = [
+            ((brand.name, query), parse_watch_query(query)) for brand in brands for query in brand.queries
+        ]
+        self._matcher: Matcher[tuple[str, str]] = Matcher(entries)
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        outputs: list[Output] = []
+        for record in records:
+            if not isinstance(record, Document) or isinstance(record, Mention):
+                log.warning("match: ignoring a %s on the documents topic", type(record).__name__)
+                continue
+            hits: dict[str, list[str]] = defaultdict(list)
+            for brand, query in self._matcher.match(record):
+                hits[brand].append(query)
+            for brand, queries in hits.items():
+                mention = Mention.from_document(record, brand, tuple(queries))
+                outputs.append(Output("mentions", brand, mention))
+        return outputs
+
+
+class ClassifyStage:
+    """mentions -> scored mentions, one classifier call per batch so batching pays off."""
+
+    name = "classify"
+    input_topic = "mentions"
+
+    def __init__(self, classifier: Classifier) -> None:
+        self._classifier = classifier
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        mentions = [r for r in records if isinstance(r, Mention) and not isinstance(r, ScoredMention)]
+        texts = [_classifiable_text(m) for m in mentions]
+        verdicts = self._classifier.classify(texts)
+        return [
+            Output("mentions.scored", m.brand, ScoredMention.from_mention(m, verdict))
+            for m, verdict in zip(mentions, verdicts, strict=True)
+        ]
+
+
+def _classifiable_text(mention: Mention) -> str:
+    # A headline carries much of an article's tone; a post usually has no title.
+    if mention.title and not mention.text.startswith(mention.title):
+        return f"{mention.title}. {mention.text}"
+    return mention.text
+
+
+class IndexStage:
+    """scored mentions -> the search store (idempotent upserts by mention id)."""
+
+    name = "index"
+    input_topic = "mentions.scored"
+
+    def __init__(self, store: MentionStore) -> None:
+        self._store = store
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        scored = [r for r in records if isinstance(r, ScoredMention)]
+        if scored:
+            self._store.upsert(scored)
+        return []
