@@ -1,0 +1,377 @@
+"""Evaluate watch queries on documents, fast enough for thousands of queries.
+
+`evaluate` is the reference semantics: a direct walk of the AST over a
+prepared view of one document. `Matcher` gives the same answers for many
+queries at once: every query gets an *anchor set* (words, or field values,
+at least one of which any match must contain); one Aho-Corasick pass over the
+document finds the anchors present, and only the queries they name are
+evaluated. Queries that cannot be anchored (`NOT acme` alone) are evaluated on
+every document.
+
+Word boundaries come from the shared tokeniser: the document is normalised and
+every run of non-word characters becomes one space, so the automaton's
+patterns (` acme ` for a word, ` acm` for the prefix `acm*`) can only hit
+whole words or word starts, and the same string splits into the evaluation
+tokens without a second tokenising pass.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import ahocorasick
+
+from listener.query.ast import And, Field, FieldName, Near, Node, Not, Or, Phrase, Term
+from listener.query.tokens import normalise
+
+if TYPE_CHECKING:
+    from listener.records import Document
+
+__all__ = [
+    "Anchor",
+    "DocView",
+    "Matcher",
+    "anchors",
+    "evaluate",
+    "normalise_field",
+    "prepare",
+    "prepare_document",
+    "word_anchors",
+]
+
+K = TypeVar("K", bound=Hashable)
+
+_NON_WORD = re.compile(r"[\W_]+")
+"""The complement of `tokens.WORD`: splitting on it yields exactly the tokeniser's words."""
+
+Anchor = tuple[str, str]
+"""`("word", w)`, `("prefix", w)`, or `(field name, value)`."""
+
+_STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have i in is it its me my no not of on or our so that "
+    "the their this to was we were what will with you your".split()
+)
+_FIELD_COST = {"author": 2.0, "site": 10.0, "source": 30.0, "lang": 100.0}
+
+
+def normalise_field(name: FieldName, value: str) -> str:
+    """One normal form for field values, used for queries and documents alike.
+
+    Case-insensitive everywhere; `author` ignores a leading `@` (social handles)
+    and `lang` reads `en_US` as `en-us` so that `lang:en` can match it.
+    """
+    text = " ".join(normalise(value).split())
+    if name == "site":
+        return text.rstrip(".")
+    if name == "author":
+        return text.removeprefix("@")
+    if name == "lang":
+        return text.replace("_", "-")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class DocView:
+    """One document as the evaluator sees it: tokens, where each occurs, and normalised fields.
+
+    An empty-string token separates title from body so that a phrase never
+    spans the two.
+    """
+
+    tokens: Sequence[str]
+    positions: dict[str, list[int]] = field(repr=False)
+    site: str | None = None
+    author: str | None = None
+    lang: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def from_tokens(
+        cls,
+        tokens: Sequence[str],
+        *,
+        site: str | None = None,
+        author: str | None = None,
+        lang: str | None = None,
+        source: str | None = None,
+    ) -> DocView:
+        positions: dict[str, list[int]] = {}
+        for i, token in enumerate(tokens):
+            positions.setdefault(token, []).append(i)
+        return cls(
+            tokens,
+            positions,
+            site=None if site is None else normalise_field("site", site),
+            author=None if author is None else normalise_field("author", author),
+            lang=None if lang is None else normalise_field("lang", lang),
+            source=None if source is None else normalise_field("source", source),
+        )
+
+
+def _segments_to_spaced(segments: Iterable[str | None]) -> list[str]:
+    return [_NON_WORD.sub(" ", normalise(s)) for s in segments if s]
+
+
+def _spaced_to_tokens(parts: list[str]) -> list[str]:
+    tokens: list[str] = []
+    for part in parts:
+        if tokens:
+            tokens.append("")
+        tokens.extend(t for t in part.split(" ") if t)
+    return tokens
+
+
+def prepare(
+    text: str | Sequence[str],
+    *,
+    site: str | None = None,
+    author: str | None = None,
+    lang: str | None = None,
+    source: str | None = None,
+) -> DocView:
+    """Tokenises text (one string, or segments such as title and body) for `evaluate`."""
+    segments = [text] if isinstance(text, str) else list(text)
+    tokens = _spaced_to_tokens(_segments_to_spaced(segments))
+    return DocView.from_tokens(tokens, site=site, author=author, lang=lang, source=source)
+
+
+def prepare_document(doc: Document) -> DocView:
+    return prepare(
+        [doc.title or "", doc.text], site=doc.site, author=doc.author, lang=doc.language, source=doc.source
+    )
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(node: Node, doc: DocView) -> bool:
+    """The reference semantics of a query on one document."""
+    if isinstance(node, Term):
+        if node.prefix:
+            return any(t.startswith(node.word) for t in doc.positions)
+        return node.word in doc.positions
+    if isinstance(node, Phrase):
+        return bool(_starts(node, doc))
+    if isinstance(node, And):
+        return all(evaluate(child, doc) for child in node.children)
+    if isinstance(node, Or):
+        return any(evaluate(child, doc) for child in node.children)
+    if isinstance(node, Not):
+        return not evaluate(node.child, doc)
+    if isinstance(node, Near):
+        return _near(node, doc)
+    return _field_matches(node, doc)
+
+
+def _field_matches(node: Field, doc: DocView) -> bool:
+    value = getattr(doc, node.name)
+    if value is None:
+        return False
+    if node.name == "site":
+        return bool(value == node.value or value.endswith("." + node.value))
+    if node.name == "lang":
+        return bool(value == node.value or value.startswith(node.value + "-"))
+    return bool(value == node.value)
+
+
+def _starts(leaf: Term | Phrase, doc: DocView) -> list[int]:
+    """Sorted positions where `leaf` begins in the document."""
+    if isinstance(leaf, Term):
+        if not leaf.prefix:
+            return doc.positions.get(leaf.word, [])
+        return sorted(i for t, ps in doc.positions.items() if t.startswith(leaf.word) for i in ps)
+    words, tokens = leaf.words, doc.tokens
+    last = len(words) - 1
+    found = []
+    for p in doc.positions.get(words[0], []):
+        if p + last >= len(tokens):
+            break
+        if all(tokens[p + k] == words[k] for k in range(1, last)) and (
+            tokens[p + last].startswith(words[last]) if leaf.prefix else tokens[p + last] == words[last]
+        ):
+            found.append(p)
+    return found
+
+
+def _width(leaf: Term | Phrase) -> int:
+    return 1 if isinstance(leaf, Term) else len(leaf.words)
+
+
+def _near(node: Near, doc: DocView) -> bool:
+    """At most `distance` words between the two operands, either order, without overlap."""
+    lefts, rights = _starts(node.left, doc), _starts(node.right, doc)
+    if not lefts or not rights:
+        return False
+    lw, rw, n = _width(node.left), _width(node.right), node.distance
+    for a in lefts:
+        # right after left: b in [a + lw, a + lw + n]; right before left: b in [a - n - rw, a - rw]
+        for lo, hi in ((a + lw, a + lw + n), (a - n - rw, a - rw)):
+            i = bisect_left(rights, lo)
+            if i < len(rights) and rights[i] <= hi:
+                return True
+    return False
+
+
+# --- anchors ----------------------------------------------------------------------------------
+
+
+def _cost(anchor: Anchor) -> float:
+    """A guess at how often an anchor occurs; cheaper anchors mean fewer evaluations."""
+    kind, value = anchor
+    if kind in _FIELD_COST:
+        return _FIELD_COST[kind]
+    cost = 1.0 + 2.0 / len(value) + (20.0 if value in _STOPWORDS else 0.0)
+    return cost * (1.0 + 6.0 / len(value)) if kind == "prefix" else cost
+
+
+def _set_cost(anchor_set: frozenset[Anchor]) -> float:
+    return sum(_cost(a) for a in anchor_set)
+
+
+def _leaf_anchors(leaf: Term | Phrase) -> frozenset[Anchor]:
+    if isinstance(leaf, Term):
+        return frozenset({("prefix" if leaf.prefix else "word", leaf.word)})
+    options: list[Anchor] = [("word", w) for w in leaf.words[:-1]]
+    options.append(("prefix" if leaf.prefix else "word", leaf.words[-1]))
+    return frozenset({min(options, key=_cost)})
+
+
+def anchors(node: Node, *, fields: bool = True) -> frozenset[Anchor] | None:
+    """A set such that every document the query matches contains one of its members.
+
+    None means no such set exists (a bare NOT), so the query has to be evaluated
+    on every document. With `fields=False` only words count as anchors.
+    """
+    if isinstance(node, Term | Phrase):
+        return _leaf_anchors(node)
+    if isinstance(node, Near):
+        return min(_leaf_anchors(node.left), _leaf_anchors(node.right), key=_set_cost)
+    if isinstance(node, Field):
+        return frozenset({(node.name, node.value)}) if fields else None
+    if isinstance(node, Or):
+        union: set[Anchor] = set()
+        for child in node.children:
+            sub = anchors(child, fields=fields)
+            if sub is None:
+                return None
+            union |= sub
+        return frozenset(union)
+    if isinstance(node, And):
+        subs = [s for s in (anchors(c, fields=fields) for c in node.children) if s is not None]
+        return min(subs, key=_set_cost) if subs else None
+    return None
+
+
+def word_anchors(node: Node) -> frozenset[Anchor] | None:
+    return anchors(node, fields=False)
+
+
+# --- the matcher ------------------------------------------------------------------------------
+
+
+def _field_keys(doc: DocView) -> list[Anchor]:
+    """The field anchors a document satisfies: its site and each parent domain, its base language."""
+    keys: list[Anchor] = []
+    if doc.site:
+        labels = doc.site.split(".")
+        keys.extend(("site", ".".join(labels[i:])) for i in range(len(labels)))
+    if doc.lang:
+        keys.append(("lang", doc.lang))
+        if "-" in doc.lang:
+            keys.append(("lang", doc.lang.split("-", 1)[0]))
+    if doc.author:
+        keys.append(("author", doc.author))
+    if doc.source:
+        keys.append(("source", doc.source))
+    return keys
+
+
+class Matcher(Generic[K]):
+    """Matches a document against many queries, each named by a key (e.g. `(brand, query_text)`)."""
+
+    def __init__(self, entries: Iterable[tuple[K, Node]]) -> None:
+        self._keys: list[K] = []
+        self._nodes: list[Node] = []
+        patterns: dict[str, list[int]] = {}
+        self._by_field: dict[Anchor, list[int]] = {}
+        self._always: list[int] = []
+        for index, (key, node) in enumerate(entries):
+            self._keys.append(key)
+            self._nodes.append(node)
+            self._index(index, node, patterns)
+        self._automaton: ahocorasick.Automaton | None = None
+        if patterns:
+            self._automaton = ahocorasick.Automaton()
+            for pattern, ids in patterns.items():
+                self._automaton.add_word(pattern, tuple(ids))
+            self._automaton.make_automaton()
+
+    def _index(self, index: int, node: Node, patterns: dict[str, list[int]]) -> None:
+        anchor_set = anchors(node)
+        if anchor_set is None:
+            self._always.append(index)
+            return
+        for kind, value in anchor_set:
+            if kind == "word":
+                patterns.setdefault(f" {value} ", []).append(index)
+            elif kind == "prefix":
+                patterns.setdefault(f" {value}", []).append(index)
+            else:
+                self._by_field.setdefault((kind, value), []).append(index)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def always_evaluated(self) -> int:
+        """How many queries have no anchor and are evaluated on every document."""
+        return len(self._always)
+
+    def match(self, doc: Document) -> list[K]:
+        """Keys of every query that matches the document's title and text and its fields."""
+        return self._match(
+            [doc.title, doc.text], site=doc.site, author=doc.author, lang=doc.language, source=doc.source
+        )
+
+    def match_text(
+        self,
+        text: str,
+        *,
+        site: str | None = None,
+        author: str | None = None,
+        lang: str | None = None,
+        source: str | None = None,
+    ) -> list[K]:
+        return self._match([text], site=site, author=author, lang=lang, source=source)
+
+    def _match(
+        self,
+        segments: list[str | None],
+        *,
+        site: str | None,
+        author: str | None,
+        lang: str | None,
+        source: str | None,
+    ) -> list[K]:
+        parts = _segments_to_spaced(segments)
+        candidates: set[int] = set(self._always)
+        if self._automaton is not None:
+            for _, ids in self._automaton.iter(" " + " ".join(parts) + " "):
+                candidates.update(ids)
+        view: DocView | None = None
+        if self._by_field:
+            view = DocView.from_tokens((), site=site, author=author, lang=lang, source=source)
+            for key in _field_keys(view):
+                candidates.update(self._by_field.get(key, ()))
+        if not candidates:
+            return []
+        view = DocView.from_tokens(
+            _spaced_to_tokens(parts), site=site, author=author, lang=lang, source=source
+        )
+        nodes, keys = self._nodes, self._keys
+        hits = [keys[i] for i in sorted(candidates) if evaluate(nodes[i], view)]
+        return list(dict.fromkeys(hits))
