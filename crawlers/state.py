@@ -1,0 +1,198 @@
+"""Fetch state: what each source last saw, so polls are polite and nothing is read twice.
+
+The state lives in one small SQLite file in the data dir (WAL mode, so the spider
+subprocess can read it while the scheduler writes). It holds, per source, the HTTP
+validators for conditional GET, the last poll time and the run of consecutive
+failures that drives back-off, plus the set of item ids already handed on.
+
+Validators and seen ids are written together in `commit_poll`, after the caller
+has published the documents: if the process dies before that, the next poll
+fetches the full response again and the items come back instead of being lost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["FetchState", "SourceState"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS source_state (
+    source TEXT PRIMARY KEY,
+    etag TEXT,
+    last_modified TEXT,
+    last_poll REAL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS seen (
+    source TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (source, item_id)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """One source's row; all fields are empty for a source never polled."""
+
+    source: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_poll: float | None = None  # wall-clock seconds since the epoch
+    failures: int = 0
+    last_error: str | None = None
+
+
+class FetchState:
+    """Thread-safe store of validators, poll outcomes and seen items.
+
+    One connection guarded by a lock: the writes are tiny and rare (once per poll),
+    so serialising them costs nothing and avoids per-thread connection bookkeeping.
+    `readonly=True` opens an existing file without writing (used by the spider
+    subprocess to skip pages it has already read).
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        if readonly:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            with self._lock, self._conn:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(_SCHEMA)
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str | Path) -> FetchState:
+        return cls(Path(data_dir) / "fetch-state.sqlite3")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> FetchState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- per-source state -------------------------------------------------------------
+
+    def get(self, source: str) -> SourceState:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT etag, last_modified, last_poll, failures, last_error"
+                " FROM source_state WHERE source = ?",
+                (source,),
+            ).fetchone()
+        if row is None:
+            return SourceState(source)
+        return SourceState(source, row[0], row[1], row[2], int(row[3]), row[4])
+
+    def record_success(self, source: str, when: float | None = None) -> None:
+        """A poll went through: the failure run ends."""
+        self._upsert(source, "last_poll = ?, failures = 0, last_error = NULL", (_now(when),))
+
+    def record_failure(self, source: str, error: str, when: float | None = None) -> int:
+        """Count one more consecutive failure; return the new count for back-off."""
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
+            self._conn.execute(
+                "UPDATE source_state SET last_poll = ?, failures = failures + 1, last_error = ?"
+                " WHERE source = ?",
+                (_now(when), error[:2000], source),
+            )
+            row = self._conn.execute(
+                "SELECT failures FROM source_state WHERE source = ?", (source,)
+            ).fetchone()
+        return int(row[0])
+
+    def _upsert(self, source: str, assignments: str, values: tuple[object, ...]) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
+            self._conn.execute(f"UPDATE source_state SET {assignments} WHERE source = ?", (*values, source))
+
+    # --- seen items -------------------------------------------------------------------
+
+    def is_seen(self, source: str, item_id: str) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM seen WHERE source = ? AND item_id = ?", (source, item_id)
+            ).fetchone()
+        return row is not None
+
+    def unseen(self, source: str, item_ids: Iterable[str]) -> set[str]:
+        """The subset of `item_ids` not yet handed on for `source`."""
+        wanted = set(item_ids)
+        if not wanted:
+            return set()
+        with self._lock:
+            seen = {
+                row[0]
+                for chunk in _chunks(sorted(wanted), 500)
+                for row in self._conn.execute(
+                    "SELECT item_id FROM seen WHERE source = ? AND item_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (source, *chunk),
+                )
+            }
+        return wanted - seen
+
+    def mark_seen(self, source: str, item_ids: Iterable[str], when: float | None = None) -> None:
+        self.commit_poll(source, item_ids, when=when)
+
+    def commit_poll(
+        self,
+        source: str,
+        item_ids: Iterable[str],
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        when: float | None = None,
+    ) -> None:
+        """Mark items seen and, when given, store the validators, in one transaction.
+
+        Storing the validators only here means a 304 can never hide items that were
+        fetched but not yet published.
+        """
+        stamp = _now(when)
+        rows = [(source, item_id, stamp) for item_id in set(item_ids)]
+        with self._lock, self._conn:
+            self._conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
+            if etag is not None or last_modified is not None:
+                self._conn.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
+                self._conn.execute(
+                    "UPDATE source_state SET etag = ?, last_modified = ? WHERE source = ?",
+                    (etag, last_modified, source),
+                )
+
+    def prune_seen(self, older_than: float) -> int:
+        """Forget items seen before `older_than` (epoch seconds); return how many.
+
+        Ids are deterministic, so an item that comes back after pruning turns into
+        an idempotent upsert downstream rather than a duplicate.
+        """
+        with self._lock, self._conn:
+            cursor = self._conn.execute("DELETE FROM seen WHERE seen_at < ?", (older_than,))
+        return cursor.rowcount
+
+
+def _now(when: float | None) -> float:
+    return time.time() if when is None else when
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
