@@ -8,25 +8,24 @@ document finds the anchors present, and only the queries they name are
 evaluated. Queries that cannot be anchored (`NOT acme` alone) are evaluated on
 every document.
 
-Word boundaries come from the shared tokeniser: the document is normalised and
-every run of non-word characters becomes one space, so the automaton's
-patterns (` acme ` for a word, ` acm` for the prefix `acm*`) can only hit
-whole words or word starts, and the same string splits into the evaluation
-tokens without a second tokenising pass.
+The automaton runs over the normalised text, and each hit is kept only if it
+starts a word (and, for an exact word, ends one), using `str.isalnum`, which
+is exactly the tokeniser's word class: `acme` never anchors on `acmeville`.
+The document is tokenised only when some query is a candidate, which is rare.
 """
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import ahocorasick
 
 from listener.query.ast import And, Field, FieldName, Near, Node, Not, Or, Phrase, Term
-from listener.query.tokens import normalise
+from listener.query.tokens import WORD, normalise
 
 if TYPE_CHECKING:
     from listener.records import Document
@@ -45,16 +44,14 @@ __all__ = [
 
 K = TypeVar("K", bound=Hashable)
 
-_NON_WORD = re.compile(r"[\W_]+")
-"""The complement of `tokens.WORD`: splitting on it yields exactly the tokeniser's words."""
-
 Anchor = tuple[str, str]
 """`("word", w)`, `("prefix", w)`, or `(field name, value)`."""
 
-_STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have i in is it its me my no not of on or our so that "
-    "the their this to was we were what will with you your".split()
-)
+_STOPWORD_TEXT = """
+a an and are as at be but by for from has have i in is it its me my no not of on or our so that
+the their this to was we were what will with you your
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _FIELD_COST = {"author": 2.0, "site": 10.0, "source": 30.0, "lang": 100.0}
 
 
@@ -102,26 +99,33 @@ class DocView:
         positions: dict[str, list[int]] = {}
         for i, token in enumerate(tokens):
             positions.setdefault(token, []).append(i)
-        return cls(
-            tokens,
-            positions,
-            site=None if site is None else normalise_field("site", site),
-            author=None if author is None else normalise_field("author", author),
-            lang=None if lang is None else normalise_field("lang", lang),
-            source=None if source is None else normalise_field("source", source),
-        )
+        return cls(tokens, positions, *_doc_fields(site, author, lang, source))
 
 
-def _segments_to_spaced(segments: Iterable[str | None]) -> list[str]:
-    return [_NON_WORD.sub(" ", normalise(s)) for s in segments if s]
+def _doc_fields(
+    site: str | None, author: str | None, lang: str | None, source: str | None
+) -> tuple[str | None, str | None, str | None, str | None]:
+    return (
+        None if site is None else _cached_field("site", site),
+        None if author is None else _cached_field("author", author),
+        None if lang is None else _cached_field("lang", lang),
+        None if source is None else _cached_field("source", source),
+    )
 
 
-def _spaced_to_tokens(parts: list[str]) -> list[str]:
+@lru_cache(maxsize=8192)
+def _cached_field(name: FieldName, value: str) -> str:
+    """Sites, languages, sources and prolific authors repeat endlessly; normalise each once."""
+    return normalise_field(name, value)
+
+
+def _tokens(texts: Iterable[str]) -> list[str]:
+    """Tokens of already normalised segments, with an empty token between segments."""
     tokens: list[str] = []
-    for part in parts:
+    for text in texts:
         if tokens:
             tokens.append("")
-        tokens.extend(t for t in part.split(" ") if t)
+        tokens.extend(WORD.findall(text))
     return tokens
 
 
@@ -135,7 +139,7 @@ def prepare(
 ) -> DocView:
     """Tokenises text (one string, or segments such as title and body) for `evaluate`."""
     segments = [text] if isinstance(text, str) else list(text)
-    tokens = _spaced_to_tokens(_segments_to_spaced(segments))
+    tokens = _tokens(normalise(s) for s in segments if s)
     return DocView.from_tokens(tokens, site=site, author=author, lang=lang, source=source)
 
 
@@ -273,21 +277,18 @@ def word_anchors(node: Node) -> frozenset[Anchor] | None:
 # --- the matcher ------------------------------------------------------------------------------
 
 
-def _field_keys(doc: DocView) -> list[Anchor]:
-    """The field anchors a document satisfies: its site and each parent domain, its base language."""
-    keys: list[Anchor] = []
-    if doc.site:
-        labels = doc.site.split(".")
-        keys.extend(("site", ".".join(labels[i:])) for i in range(len(labels)))
-    if doc.lang:
-        keys.append(("lang", doc.lang))
-        if "-" in doc.lang:
-            keys.append(("lang", doc.lang.split("-", 1)[0]))
-    if doc.author:
-        keys.append(("author", doc.author))
-    if doc.source:
-        keys.append(("source", doc.source))
-    return keys
+@lru_cache(maxsize=4096)
+def _field_keys(name: FieldName, value: str) -> tuple[Anchor, ...]:
+    """The field anchors a document's field satisfies: a site and each parent domain, a base language."""
+    value = normalise_field(name, value)
+    if not value:
+        return ()
+    if name == "site":
+        labels = value.split(".")
+        return tuple(("site", ".".join(labels[i:])) for i in range(len(labels)))
+    if name == "lang" and "-" in value:
+        return (("lang", value), ("lang", value.split("-", 1)[0]))
+    return ((name, value),)
 
 
 class Matcher(Generic[K]):
@@ -296,7 +297,7 @@ class Matcher(Generic[K]):
     def __init__(self, entries: Iterable[tuple[K, Node]]) -> None:
         self._keys: list[K] = []
         self._nodes: list[Node] = []
-        patterns: dict[str, list[int]] = {}
+        patterns: dict[str, tuple[list[int], list[int]]] = {}
         self._by_field: dict[Anchor, list[int]] = {}
         self._always: list[int] = []
         for index, (key, node) in enumerate(entries):
@@ -306,20 +307,20 @@ class Matcher(Generic[K]):
         self._automaton: ahocorasick.Automaton | None = None
         if patterns:
             self._automaton = ahocorasick.Automaton()
-            for pattern, ids in patterns.items():
-                self._automaton.add_word(pattern, tuple(ids))
+            for word, (exact, prefix) in patterns.items():
+                self._automaton.add_word(word, (len(word), tuple(exact), tuple(prefix)))
             self._automaton.make_automaton()
+        self._field_names = frozenset(name for name, _ in self._by_field)
 
-    def _index(self, index: int, node: Node, patterns: dict[str, list[int]]) -> None:
+    def _index(self, index: int, node: Node, patterns: dict[str, tuple[list[int], list[int]]]) -> None:
         anchor_set = anchors(node)
         if anchor_set is None:
             self._always.append(index)
             return
         for kind, value in anchor_set:
-            if kind == "word":
-                patterns.setdefault(f" {value} ", []).append(index)
-            elif kind == "prefix":
-                patterns.setdefault(f" {value}", []).append(index)
+            if kind in ("word", "prefix"):
+                exact, prefix = patterns.setdefault(value, ([], []))
+                (exact if kind == "word" else prefix).append(index)
             else:
                 self._by_field.setdefault((kind, value), []).append(index)
 
@@ -357,21 +358,36 @@ class Matcher(Generic[K]):
         lang: str | None,
         source: str | None,
     ) -> list[K]:
-        parts = _segments_to_spaced(segments)
+        texts = [normalise(s) for s in segments if s]
         candidates: set[int] = set(self._always)
         if self._automaton is not None:
-            for _, ids in self._automaton.iter(" " + " ".join(parts) + " "):
-                candidates.update(ids)
-        view: DocView | None = None
+            self._anchored("\n".join(texts), candidates)
         if self._by_field:
-            view = DocView.from_tokens((), site=site, author=author, lang=lang, source=source)
-            for key in _field_keys(view):
-                candidates.update(self._by_field.get(key, ()))
+            by_field = self._by_field
+            for name, value in (("site", site), ("author", author), ("lang", lang), ("source", source)):
+                if value is not None and name in self._field_names:
+                    for key in _field_keys(name, value):
+                        candidates.update(by_field.get(key, ()))
         if not candidates:
             return []
-        view = DocView.from_tokens(
-            _spaced_to_tokens(parts), site=site, author=author, lang=lang, source=source
-        )
+        view = DocView.from_tokens(_tokens(texts), site=site, author=author, lang=lang, source=source)
         nodes, keys = self._nodes, self._keys
         hits = [keys[i] for i in sorted(candidates) if evaluate(nodes[i], view)]
         return list(dict.fromkeys(hits))
+
+    def _anchored(self, text: str, found: set[int]) -> None:
+        """Adds the queries whose anchors occur in `text` as whole words (or word starts, for prefixes).
+
+        `str.isalnum` is exactly the tokeniser's word character class, so this
+        boundary test agrees with `tokenize` without tokenising the document.
+        """
+        assert self._automaton is not None
+        last = len(text) - 1
+        for end, (length, exact, prefix) in self._automaton.iter(text):
+            start = end - length + 1
+            if start and text[start - 1].isalnum():
+                continue
+            if prefix:
+                found.update(prefix)
+            if exact and (end == last or not text[end + 1].isalnum()):
+                found.update(exact)

@@ -128,13 +128,17 @@ class _Lexer:
         star = raw.find("*")
         if star >= 0:
             offset = 1 if q[value_start : value_start + 1] == '"' else 0
-            raise self.error(f"'{name}:' takes a plain value; * is not allowed here", value_start + offset + star)
-        value = normalise_field(name, raw)  # type: ignore[arg-type]
+            raise self.error(
+                f"'{name}:' takes a plain value; * is not allowed here", value_start + offset + star
+            )
+        value = normalise_field(name, raw)
         if not value:
             raise self.error(f"'{name}:' needs a value, like {_FIELD_EXAMPLES[name]}", value_start)
         if name == "site" and ("/" in value or any(c.isspace() for c in value)):
-            raise self.error("'site:' takes a host name like example.com, without a scheme or path", value_start)
-        node = Field(name, value)  # type: ignore[arg-type]
+            raise self.error(
+                "'site:' takes a host name like example.com, without a scheme or path", value_start
+            )
+        node = Field(name, value)
         return _Token("FIELD", start + 1, q[start : self.pos], node)
 
 
@@ -156,7 +160,9 @@ def _words(lexer: _Lexer, raw: str, index: int) -> tuple[list[str], bool]:
         base = normalise(raw[:star])
         ends_in_word = [m.end() for m in WORD.finditer(base)][-1:] == [len(base)]
         if not ends_in_word or len(WORD.findall(base)[-1]) < 2:
-            raise lexer.error("a * needs at least 2 letters or digits right before it, as in ac*", index + star)
+            raise lexer.error(
+                "a * needs at least 2 letters or digits right before it, as in ac*", index + star
+            )
         prefix = True
         raw = raw[:star]
     return WORD.findall(normalise(raw)), prefix
@@ -275,9 +281,9 @@ class _Parser:
             if self.peek.kind == ")":
                 raise self.error("these parentheses are empty", tok.column)
             node = self.or_()
-            if self.peek.kind != ")":
+            closing = self.take()
+            if closing.kind != ")":
                 raise self.error("this ( is never closed", tok.column)
-            self.take()
             self.depth -= 1
             return node
         raise self._missing_operand(tok, after)
@@ -309,7 +315,9 @@ def parse(text: str) -> Node:
     """Parses one query; raises `QuerySyntaxError` naming the column to fix."""
     if len(text) > MAX_QUERY_LENGTH:
         raise QuerySyntaxError(
-            f"the query is longer than {MAX_QUERY_LENGTH} characters", text[: MAX_QUERY_LENGTH + 1], MAX_QUERY_LENGTH + 1
+            f"the query is longer than {MAX_QUERY_LENGTH} characters",
+            text[: MAX_QUERY_LENGTH + 1],
+            MAX_QUERY_LENGTH + 1,
         )
     tokens = _Lexer(text).tokens()
     return _Parser(text, tokens).parse()
@@ -331,4 +339,3 @@ def parse_watch_query(text: str) -> Node:
             1,
         )
     return node
-
