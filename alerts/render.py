@@ -1,0 +1,101 @@
+"""Plain-text rendering of an alert, shared by the console notifier and log lines.
+
+Mention text comes from strangers on the internet. Before any of it reaches an
+operator's terminal, ANSI escape sequences, other control characters and
+bidirectional overrides are taken out, so a post cannot clear the screen,
+forge a coloured "resolved" line or reorder what the operator reads.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+
+from listener.records import Alert, ScoredMention
+
+__all__ = [
+    "clean_line",
+    "excerpt",
+    "format_window",
+    "render_text",
+    "summary_line",
+]
+
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), and other two-byte ESC sequences;
+# the 8-bit forms (0x9b CSI, 0x9d OSC) are matched too.
+_ANSI = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[@-Z\\-_]"
+)
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def clean_line(text: str | None, limit: int = 200) -> str:
+    """One printable line: escapes removed, whitespace collapsed, at most `limit` characters."""
+    if not text:
+        return ""
+    text = _ANSI.sub("", text)
+    out: list[str] = []
+    for char in text:
+        if char in _BIDI:
+            continue
+        category = unicodedata.category(char)
+        if char.isspace() or category == "Zl" or category == "Zp":
+            out.append(" ")
+        elif category == "Cc":
+            out.append("\N{REPLACEMENT CHARACTER}")
+        else:
+            out.append(char)
+    line = " ".join("".join(out).split())
+    if len(line) > limit:
+        line = line[: max(limit - 1, 0)].rstrip() + "…"
+    return line
+
+
+def excerpt(mention: ScoredMention, limit: int = 160) -> str:
+    """The title when the text is empty; otherwise the text, on one line."""
+    return clean_line(mention.text or mention.title, limit)
+
+
+def format_window(start: datetime, end: datetime) -> str:
+    end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    return f"{start:%Y-%m-%d %H:%M} – {end.strftime(end_format)} UTC"
+
+
+def _ratio(alert: Alert) -> str:
+    if alert.expected <= 0:
+        return "n/a"
+    return f"{alert.observed / alert.expected:.1f}x"
+
+
+def summary_line(alert: Alert) -> str:
+    """The one-line gist; the brand comes from config but is cleaned all the same."""
+    brand = clean_line(alert.brand, 80)
+    if alert.status == "resolved":
+        return f"RESOLVED {brand}: negative volume back to {alert.observed} (expected {alert.expected:.1f})"
+    return (
+        f"NEGATIVE SPIKE {brand}: {alert.observed} negative mentions vs {alert.expected:.1f} expected "
+        f"({_ratio(alert)})"
+    )
+
+
+def render_text(alert: Alert) -> str:
+    """A multi-line alert a responder can act on without opening anything else."""
+    lines = [
+        summary_line(alert),
+        f"  rule:     {clean_line(alert.rule, 80)}",
+        f"  window:   {format_window(alert.window_start, alert.window_end)}",
+        f"  counts:   {alert.observed} negative / {alert.total} total "
+        f"({alert.negative_share:.0%} negative); baseline {alert.expected:.1f} for such a window",
+        f"  alert id: {alert.id}",
+    ]
+    if alert.channel:
+        lines.append(f"  channel:  {clean_line(alert.channel, 80)}")
+    for number, mention in enumerate(alert.samples, start=1):
+        author = clean_line(mention.author, 60) or "(unknown author)"
+        score = mention.sentiment.negative
+        lines.append(f"  [{number}] {author} (negative {score:.2f}): {excerpt(mention)}")
+        lines.append(f"      {clean_line(mention.url, 300) or '(no link)'}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,271 @@
+"""Negative-spike detection for one brand: a small online estimator.
+
+Negative mentions are counted in buckets by *publication* time, so a burst is
+seen when it happened, not when a feed happened to be polled. Time moves with a
+watermark (the newest publication time seen, never beyond the wall clock); a
+bucket closes once the watermark is `lateness` buckets past its end, or once
+the wall clock is `idle_close` seconds past it, so a stream that falls silent
+can still resolve its spike.
+
+For each closed window end the detector compares the window's negatives with
+the baseline: the mean per bucket over the closed buckets of the preceding
+`rule.baseline` seconds, plus a small prior (one negative per window) so an
+empty history does not make the first few complaints a spike. Buckets that
+belonged to a firing spike are left out of the baseline, so a long spike is
+not learnt as the new normal (River's `protect_anomaly_detector`).
+
+The shape is `update(mention)` then `evaluate()`; a later detector can keep it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from alerts.state import BrandState, OpenSpike
+from listener.config import AlertRule
+from listener.records import Alert, ScoredMention, SentimentLabel
+
+__all__ = ["DetectorSettings", "SpikeDetector", "WindowStats"]
+
+SAMPLES = 3
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Knobs that are about the data's timeliness rather than about what a spike is.
+
+    `max_alert_age` and `idle_close` default to multiples of the rule's window.
+    """
+
+    lateness_buckets: int = 1
+    max_alert_age: float | None = None
+    idle_close: float | None = None
+    prior_per_window: float = 1.0
+    std_floor: float = 1.0
+
+    def alert_age(self, rule: AlertRule) -> float:
+        return self.max_alert_age if self.max_alert_age is not None else 4 * rule.window
+
+    def idle(self, rule: AlertRule) -> float:
+        return self.idle_close if self.idle_close is not None else 3 * rule.window
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """What the detector saw in one window, and what it expected."""
+
+    start: float
+    end: float
+    observed: int
+    total: int
+    expected: float
+
+    @property
+    def negative_share(self) -> float:
+        return self.observed / self.total if self.total else 0.0
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class SpikeDetector:
+    """One brand, one rule; the caller persists `state` after each batch."""
+
+    def __init__(
+        self,
+        brand: str,
+        rule: AlertRule,
+        state: BrandState,
+        *,
+        clock: Callable[[], datetime],
+        settings: DetectorSettings | None = None,
+        channel: str | None = None,
+    ) -> None:
+        self.brand = brand
+        self.rule = rule
+        self.state = state
+        self.clock = clock
+        self.settings = settings or DetectorSettings()
+        self.channel = channel
+        self.window_buckets = max(1, math.ceil(rule.window / rule.bucket))
+        self.baseline_buckets = max(1, math.ceil(rule.baseline / rule.bucket))
+
+    # --- update -----------------------------------------------------------------------
+
+    def bucket_of(self, mention: ScoredMention) -> int:
+        """Future-dated items count as now: a wrong time zone must not fill tomorrow's buckets."""
+        event = min(mention.published.timestamp(), self._now())
+        return math.floor(event / self.rule.bucket)
+
+    def update(self, mention: ScoredMention) -> None:
+        """Count one (already de-duplicated) mention into its publication bucket."""
+        state = self.state
+        now = self._now()
+        bucket = self.bucket_of(mention)
+        event = min(mention.published.timestamp(), now)
+        state.watermark = event if state.watermark is None else max(state.watermark, event)
+        state.first_bucket = bucket if state.first_bucket is None else min(state.first_bucket, bucket)
+        state.total[bucket] = state.total.get(bucket, 0) + 1
+        if mention.sentiment.label is SentimentLabel.NEGATIVE:
+            state.negative[bucket] = state.negative.get(bucket, 0) + 1
+            self._keep_sample(bucket, mention)
+
+    def _keep_sample(self, bucket: int, mention: ScoredMention) -> None:
+        kept = [m for m in self.state.samples.get(bucket, []) if m.id != mention.id]
+        kept.append(mention)
+        kept.sort(key=lambda m: m.sentiment.negative, reverse=True)
+        self.state.samples[bucket] = kept[:SAMPLES]
+
+    # --- evaluate ---------------------------------------------------------------------
+
+    def closed_end(self) -> int | None:
+        """The index one past the newest closed bucket, or None before any data."""
+        state = self.state
+        if state.first_bucket is None:
+            return None
+        now = self._now()
+        closing = now - self.settings.idle(self.rule)
+        if state.watermark is not None:
+            closing = max(closing, state.watermark - self.settings.lateness_buckets * self.rule.bucket)
+        return math.floor(min(closing, now) / self.rule.bucket)
+
+    def evaluate(self) -> list[Alert]:
+        """Walk every window end that closed since the last call, in order; return alerts."""
+        state = self.state
+        end = self.closed_end()
+        if end is None or state.first_bucket is None:
+            return []
+        start = state.first_bucket + 1 if state.evaluated_through is None else state.evaluated_through + 1
+        start = max(start, end - self.baseline_buckets)
+        if state.open_spike is None:
+            # Windows too old to fire change nothing unless a spike is open; skip them.
+            oldest_recent = math.ceil((self._now() - self.settings.alert_age(self.rule)) / self.rule.bucket)
+            start = max(start, oldest_recent)
+        alerts: list[Alert] = []
+        for window_end in range(start, end + 1):
+            alert = self._step(self.window_stats(window_end))
+            if alert is not None:
+                alerts.append(alert)
+        if state.evaluated_through is None or end > state.evaluated_through:
+            state.evaluated_through = end
+        self._prune(end)
+        return alerts
+
+    def window_stats(self, window_end: int) -> WindowStats:
+        first = window_end - self.window_buckets
+        observed = sum(self.state.negative.get(b, 0) for b in range(first, window_end))
+        total = sum(self.state.total.get(b, 0) for b in range(first, window_end))
+        per_bucket = self.expected_per_bucket(first)
+        return WindowStats(
+            start=first * self.rule.bucket,
+            end=window_end * self.rule.bucket,
+            observed=observed,
+            total=total,
+            expected=per_bucket * self.window_buckets,
+        )
+
+    def expected_per_bucket(self, before: int) -> float:
+        """Mean negatives per bucket over the baseline span before `before`, spikes left out."""
+        state = self.state
+        assert state.first_bucket is not None
+        low = max(state.first_bucket, before - self.baseline_buckets)
+        spikes = sum(1 for b in state.spike_buckets if low <= b < before)
+        buckets = max(0, before - low) - spikes
+        negatives = sum(
+            v for b, v in state.negative.items() if low <= b < before and b not in state.spike_buckets
+        )
+        prior = self.settings.prior_per_window
+        return (negatives + prior) / (buckets + self.window_buckets)
+
+    def is_spike(self, stats: WindowStats) -> bool:
+        rule = self.rule
+        spread = max(math.sqrt(stats.expected), self.settings.std_floor)
+        return (
+            stats.observed >= rule.min_count
+            and stats.observed >= rule.min_ratio * stats.expected
+            and stats.observed > stats.expected + rule.sensitivity * spread
+        )
+
+    def has_calmed(self, stats: WindowStats) -> bool:
+        return (
+            stats.observed < self.rule.resolve_ratio * stats.expected or stats.observed < self.rule.min_count
+        )
+
+    def _step(self, stats: WindowStats) -> Alert | None:
+        state = self.state
+        first = round(stats.start / self.rule.bucket)
+        window = range(first, first + self.window_buckets)
+        if state.open_spike is not None:
+            if self.has_calmed(stats):
+                alert = self._alert(stats, "resolved", state.open_spike.alert_id)
+                state.open_spike = None
+                return alert
+            state.spike_buckets.update(window)
+            return None
+        if not self.is_spike(stats) or not self._recent(stats):
+            return None
+        alert_id = Alert.make_id(self.brand, self.rule.name, _utc(stats.start))
+        state.open_spike = OpenSpike(alert_id=alert_id, window_start=stats.start, fired_at=self._now())
+        state.spike_buckets.update(window)
+        return self._alert(stats, "firing", alert_id)
+
+    def _recent(self, stats: WindowStats) -> bool:
+        """Backfill is history, not news: only windows ending near the wall clock may fire."""
+        return self._now() - stats.end <= self.settings.alert_age(self.rule)
+
+    def _alert(self, stats: WindowStats, status: Literal["firing", "resolved"], alert_id: str) -> Alert:
+        samples: tuple[ScoredMention, ...] = ()
+        if status == "firing":
+            samples = self.samples_between(stats.start, stats.end)
+        return Alert(
+            id=alert_id,
+            brand=self.brand,
+            rule=self.rule.name,
+            status=status,
+            window_start=_utc(stats.start),
+            window_end=_utc(stats.end),
+            observed=stats.observed,
+            expected=round(stats.expected, 3),
+            total=stats.total,
+            negative_share=round(stats.negative_share, 4),
+            samples=samples,
+            channel=self.channel,
+            created=self.clock(),
+        )
+
+    def samples_between(self, start: float, end: float) -> tuple[ScoredMention, ...]:
+        """The most negative mentions of the window, highest `sentiment.negative` first."""
+        first, last = round(start / self.rule.bucket), round(end / self.rule.bucket)
+        pool = [m for b, kept in self.state.samples.items() if first <= b < last for m in kept]
+        pool.sort(key=lambda m: (-m.sentiment.negative, m.id))
+        return tuple(pool[:SAMPLES])
+
+    def _prune(self, end: int) -> None:
+        """Drop what no future window or baseline can reach."""
+        state = self.state
+        oldest = end - self.window_buckets - self.baseline_buckets - self.settings.lateness_buckets
+        for counts in (state.negative, state.total):
+            for b in [b for b in counts if b < oldest]:
+                del counts[b]
+        keep_samples_from = end - 2 * self.window_buckets - self.settings.lateness_buckets
+        for b in [b for b in state.samples if b < keep_samples_from]:
+            del state.samples[b]
+        state.spike_buckets = {b for b in state.spike_buckets if b >= oldest}
+        if state.first_bucket is not None and state.first_bucket < oldest:
+            # History older than the baseline is gone; the mean starts at the kept edge.
+            state.first_bucket = oldest
+
+    def prune_horizon(self) -> int | None:
+        """Bucket index below which nothing is kept (for pruning de-duplication ids)."""
+        end = self.closed_end()
+        if end is None:
+            return None
+        return end - self.window_buckets - self.baseline_buckets - self.settings.lateness_buckets
+
+    def _now(self) -> float:
+        return self.clock().timestamp()

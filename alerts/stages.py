@@ -1,0 +1,211 @@
+"""The alerting stages: `detect` (scored mentions -> alerts) and `notify` (alerts -> people).
+
+A resolved alert carries the id of the alert it resolves, so downstream
+(incidents, Slack threads) can pair them; `(id, status)` is what identifies
+one notification.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alerts.notifier import Notifier
+from alerts.spike import DetectorSettings, SpikeDetector
+from alerts.state import DetectorStore
+from listener.config import AlertRule
+from listener.errors import NotifierError
+from listener.records import Alert, Record, ScoredMention
+from pipelines.stage import Output
+
+__all__ = ["ALERTS_TOPIC", "DetectStage", "NotifyStage"]
+
+log = logging.getLogger(__name__)
+
+ALERTS_TOPIC = "alerts"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DetectStage:
+    """Counts negative mentions per brand and emits firing/resolved alerts.
+
+    State is saved in one transaction per batch; a batch redelivered after a
+    crash is recognised by mention id and not counted twice.
+    """
+
+    name = "detect"
+    input_topic = "mentions.scored"
+
+    def __init__(
+        self,
+        rules: Mapping[str, AlertRule],
+        channels: Mapping[str, str | None],
+        state_path: str | Path,
+        clock: Callable[[], datetime] = _utcnow,
+        settings: DetectorSettings | None = None,
+    ) -> None:
+        self.rules = {brand.casefold(): (brand, rule) for brand, rule in rules.items()}
+        self.channels = {brand.casefold(): channel for brand, channel in channels.items()}
+        self.store = DetectorStore(state_path)
+        self.clock = clock
+        self.settings = settings or DetectorSettings()
+        self._detectors: dict[str, SpikeDetector] = {}
+
+    def detector(self, brand: str) -> SpikeDetector | None:
+        key = brand.casefold()
+        if key not in self.rules:
+            return None
+        if key not in self._detectors:
+            name, rule = self.rules[key]
+            self._detectors[key] = SpikeDetector(
+                name,
+                rule,
+                self.store.load(name),
+                clock=self.clock,
+                settings=self.settings,
+                channel=self.channels.get(key),
+            )
+        return self._detectors[key]
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        try:
+            with self.store.transaction():
+                return self._handle(records)
+        except BaseException:
+            # In-memory state may be ahead of the rolled-back file; reload it next time.
+            self._detectors.clear()
+            raise
+
+    def _handle(self, records: Sequence[Record]) -> list[Output]:
+        for record in records:
+            if not isinstance(record, ScoredMention):
+                log.warning("detect: ignoring a %s on mentions.scored", type(record).__name__)
+                continue
+            detector = self.detector(record.brand)
+            if detector is None:
+                log.debug("detect: brand %r has no alert rule; ignored", record.brand)
+                continue
+            if self.store.first_sighting(detector.brand, record.id, detector.bucket_of(record)):
+                detector.update(record)
+        # Every configured brand is evaluated, so the wall clock can close a silent brand's spike.
+        outputs: list[Output] = []
+        for key in self.rules:
+            detector = self.detector(key)
+            assert detector is not None
+            for alert in detector.evaluate():
+                log.info(
+                    "detect: %s %s for %s (%d vs %.1f expected)",
+                    alert.status,
+                    alert.rule,
+                    alert.brand,
+                    alert.observed,
+                    alert.expected,
+                )
+                outputs.append(Output(topic=ALERTS_TOPIC, key=alert.brand, record=alert))
+            self.store.save(detector.brand, detector.state)
+            horizon = detector.prune_horizon()
+            if horizon is not None:
+                self.store.forget_seen_before(detector.brand, horizon)
+        return outputs
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class NotifyStage:
+    """Sends each alert to each notifier, retrying what the notifier says is retryable.
+
+    Known limit: the record of what was sent lives in memory, so within one
+    process an alert is never posted twice, but after a restart a redelivered
+    alert can be posted again, and a request that timed out after Slack
+    accepted it is retried. An outbox belongs to a later stage of the design.
+    """
+
+    name = "notify"
+    input_topic = ALERTS_TOPIC
+
+    def __init__(
+        self,
+        notifiers: Sequence[Notifier],
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        attempts: int = 4,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        max_retry_after: float = 300.0,
+        remember: int = 10_000,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.notifiers = list(notifiers)
+        self.sleep = sleep
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self._remember = remember
+        self._sent: dict[tuple[str, str, int], str | None] = {}
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        for record in records:
+            if not isinstance(record, Alert):
+                log.warning("notify: ignoring a %s on alerts", type(record).__name__)
+                continue
+            for index, notifier in enumerate(self.notifiers):
+                key = (record.id, record.status, index)
+                if key in self._sent:
+                    log.debug("notify: %s %s already sent by notifier %d", record.status, record.id, index)
+                    continue
+                self._sent[key] = self._deliver(notifier, record)
+                if len(self._sent) > self._remember:
+                    del self._sent[next(iter(self._sent))]
+        return []
+
+    def _deliver(self, notifier: Notifier, alert: Alert) -> str | None:
+        label = type(notifier).__name__
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return notifier.send(alert)
+            except NotifierError as exc:
+                if not exc.retryable:
+                    log.error(
+                        "notify: %s refused %s alert %s for %s, not retrying: %s",
+                        label,
+                        alert.status,
+                        alert.id,
+                        alert.brand,
+                        exc,
+                    )
+                    raise
+                if attempt == self.attempts:
+                    log.error(
+                        "notify: %s failed %d times for alert %s; giving up: %s",
+                        label,
+                        attempt,
+                        alert.id,
+                        exc,
+                    )
+                    raise
+                delay = self._delay(attempt, exc.retry_after)
+                log.warning(
+                    "notify: %s failed (attempt %d/%d), retrying in %.1fs: %s",
+                    label,
+                    attempt,
+                    self.attempts,
+                    delay,
+                    exc,
+                )
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            # Honour the server, within reason: a stage stuck for an hour helps nobody.
+            return min(max(0.0, retry_after), self.max_retry_after)
+        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))

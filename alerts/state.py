@@ -1,0 +1,137 @@
+"""Persisted spike-detector state: one small SQLite file in the data dir.
+
+A restart must neither forget the baseline (and alert on the first busy hour)
+nor forget an open spike (and post it again). Each batch is one transaction:
+the mention ids seen, the per-brand counts and the open alert are committed
+together, so a batch redelivered after a crash is recognised mention by
+mention and counted once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from listener.records import ScoredMention
+
+__all__ = ["BrandState", "DetectorStore", "OpenSpike"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS brand_state (
+    brand TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen_mention (
+    brand TEXT NOT NULL,
+    mention_id TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    PRIMARY KEY (brand, mention_id)
+);
+CREATE INDEX IF NOT EXISTS seen_mention_bucket ON seen_mention (brand, bucket);
+"""
+
+
+@dataclass
+class OpenSpike:
+    """The alert that is firing, so it is resolved (not re-fired) after a restart."""
+
+    alert_id: str
+    window_start: float
+    fired_at: float
+
+
+@dataclass
+class BrandState:
+    """Counts per bucket index (bucket = floor(epoch seconds / rule.bucket)); sparse."""
+
+    negative: dict[int, int] = field(default_factory=dict)
+    total: dict[int, int] = field(default_factory=dict)
+    samples: dict[int, list[ScoredMention]] = field(default_factory=dict)
+    spike_buckets: set[int] = field(default_factory=set)
+    first_bucket: int | None = None
+    watermark: float | None = None
+    evaluated_through: int | None = None
+    open_spike: OpenSpike | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {
+            "negative": {str(k): v for k, v in self.negative.items()},
+            "total": {str(k): v for k, v in self.total.items()},
+            "samples": {str(k): [m.model_dump(mode="json") for m in v] for k, v in self.samples.items()},
+            "spike_buckets": sorted(self.spike_buckets),
+            "first_bucket": self.first_bucket,
+            "watermark": self.watermark,
+            "evaluated_through": self.evaluated_through,
+            "open_spike": None if self.open_spike is None else vars(self.open_spike),
+        }
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> BrandState:
+        data = json.loads(text)
+        spike = data.get("open_spike")
+        return cls(
+            negative={int(k): int(v) for k, v in data["negative"].items()},
+            total={int(k): int(v) for k, v in data["total"].items()},
+            samples={
+                int(k): [ScoredMention.model_validate(m) for m in v] for k, v in data["samples"].items()
+            },
+            spike_buckets={int(b) for b in data["spike_buckets"]},
+            first_bucket=data["first_bucket"],
+            watermark=data["watermark"],
+            evaluated_through=data["evaluated_through"],
+            open_spike=None if spike is None else OpenSpike(**spike),
+        )
+
+
+class DetectorStore:
+    """SQLite-backed state; use `transaction()` around each batch."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def load(self, brand: str) -> BrandState:
+        row = self._db.execute("SELECT state FROM brand_state WHERE brand = ?", (brand,)).fetchone()
+        return BrandState() if row is None else BrandState.from_json(row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together, or not at all when the block raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def first_sighting(self, brand: str, mention_id: str, bucket: int) -> bool:
+        """True the first time this mention is offered; redeliveries return False."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO seen_mention (brand, mention_id, bucket) VALUES (?, ?, ?)",
+            (brand, mention_id, bucket),
+        )
+        return cursor.rowcount == 1
+
+    def save(self, brand: str, state: BrandState) -> None:
+        self._db.execute(
+            "INSERT INTO brand_state (brand, state) VALUES (?, ?) "
+            "ON CONFLICT (brand) DO UPDATE SET state = excluded.state",
+            (brand, state.to_json()),
+        )
+
+    def forget_seen_before(self, brand: str, bucket: int) -> None:
+        """Ids older than the baseline can no longer change anything that is kept."""
+        self._db.execute("DELETE FROM seen_mention WHERE brand = ? AND bucket < ?", (brand, bucket))
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,118 @@
+"""Builders for spike-detection stories: a controllable clock, scored mentions, a minute ticker."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alerts.spike import DetectorSettings
+from alerts.stages import DetectStage
+from listener.config import AlertRule
+from listener.records import Alert, ScoredMention, Sentiment, SentimentLabel
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+RULE = AlertRule(
+    bucket=60, baseline=3600, window=300, min_count=5, min_ratio=3.0, sensitivity=3.0, resolve_ratio=1.5
+)
+_ids = itertools.count(1)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def scored(
+    published: datetime,
+    label: SentimentLabel = SentimentLabel.NEGATIVE,
+    *,
+    brand: str = "Acme",
+    negative: float | None = None,
+    text: str | None = None,
+    author: str = "someone",
+    url: str | None = None,
+    title: str | None = None,
+) -> ScoredMention:
+    n = next(_ids)
+    if negative is None:
+        negative = 0.9 if label is SentimentLabel.NEGATIVE else 0.05
+    rest = (1.0 - negative) / 2
+    return ScoredMention(
+        id=f"m{n:06d}",
+        source="test-feed",
+        source_type="feed",
+        url=url or f"https://news.example/{n}",
+        site="news.example",
+        author=author,
+        title=title,
+        text=text or f"post number {n} about {brand}",
+        published=published,
+        fetched=published,
+        document_id=f"d{n:06d}",
+        brand=brand,
+        sentiment=Sentiment(
+            label=label, negative=negative, neutral=rest, positive=rest, model_id="test", model_version="1"
+        ),
+    )
+
+
+class Story:
+    """One brand watched by a DetectStage on a real SQLite file; time moves a minute per tick."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        rule: AlertRule = RULE,
+        *,
+        clock: Clock | None = None,
+        settings: DetectorSettings | None = None,
+    ) -> None:
+        self.path = tmp_path / "detector.sqlite"
+        self.rule = rule
+        self.clock = clock or Clock()
+        self.settings = settings
+        self.alerts: list[Alert] = []
+        self.stage = self._stage()
+
+    def _stage(self) -> DetectStage:
+        return DetectStage(
+            {"Acme": self.rule}, {"Acme": "#acme-alerts"}, self.path, clock=self.clock, settings=self.settings
+        )
+
+    def restart(self) -> None:
+        self.stage.close()
+        self.stage = self._stage()
+
+    def feed(self, mentions: list[ScoredMention]) -> list[Alert]:
+        outputs = self.stage.handle(mentions)
+        alerts = [o.record for o in outputs if isinstance(o.record, Alert)]
+        self.alerts.extend(alerts)
+        return alerts
+
+    def minute(self, negatives: int = 0, neutral: int = 2, positive: int = 0) -> list[Alert]:
+        """A minute of publishing goes by; its mentions arrive at the minute's end."""
+        start = self.clock.now
+        labels = (
+            [SentimentLabel.NEGATIVE] * negatives
+            + [SentimentLabel.NEUTRAL] * neutral
+            + [SentimentLabel.POSITIVE] * positive
+        )
+        step = 55 / max(len(labels), 1)
+        batch = [scored(start + timedelta(seconds=i * step), label) for i, label in enumerate(labels)]
+        self.clock.now = start + timedelta(minutes=1)
+        return self.feed(batch)
+
+    def quiet_hour(self) -> None:
+        """One negative every five minutes among neutral chatter: an expected ~1 per window."""
+        for m in range(60):
+            self.minute(negatives=1 if m % 5 == 0 else 0)
+
+    def firing(self) -> list[Alert]:
+        return [a for a in self.alerts if a.status == "firing"]
+
+    def resolved(self) -> list[Alert]:
+        return [a for a in self.alerts if a.status == "resolved"]
