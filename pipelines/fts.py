@@ -1,0 +1,267 @@
+"""Compiling the watch-term query AST to SQLite: FTS5 MATCH expressions plus SQL predicates.
+
+Text nodes become FTS5 expressions in which every word is a quoted FTS5 string,
+so nothing a user types can reach FTS5's own syntax. FTS5 has no unary NOT and
+knows nothing of our fields, so a query is compiled in two layers:
+
+* the largest text-only conjunction at the root becomes one MATCH that drives
+  the query (and gives bm25 relevance);
+* everything else becomes SQL predicates over the `mentions` row `m`, where a
+  text sub-tree is `m.seq IN (SELECT rowid FROM mention_fts WHERE ... MATCH ?)`.
+
+Words are run through the shared tokeniser before quoting, and the index holds
+the tokeniser's output, so the store sees the same words as the stream matcher.
+FTS5's `NEAR(a b, n)` already means "at most n words between, either order",
+which is our `a NEAR/n b`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from listener.query.ast import And, Field, Near, Node, Not, Or, Phrase, Term
+from listener.query.tokens import normalise, tokenize
+
+__all__ = ["FTS_TABLE", "Compiled", "Pattern", "compile_query", "field_key", "fts_string"]
+
+FTS_TABLE = "mention_fts"
+_IN_FTS = f"m.seq IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A run of words to highlight in a snippet; the last one may be a prefix."""
+
+    words: tuple[str, ...]
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A query ready for SQL.
+
+    `match` drives the query from the FTS table when the root has a text part;
+    `where` (with `params`) filters rows of `mentions AS m`; `rank` is an FTS5
+    expression for relevance when text only appears below an OR with fields.
+    """
+
+    match: str | None
+    where: str
+    params: tuple[object, ...]
+    rank: str | None
+    highlights: tuple[Pattern, ...]
+
+
+# --- intermediate form ----------------------------------------------------------------------
+# Constants fold away words that tokenise to nothing (`*`, `'`), so the SQL never sees them.
+
+
+@dataclass(frozen=True, slots=True)
+class _Const:
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    expr: str
+    pattern: tuple[Pattern, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pred:
+    sql: str
+    params: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _And:
+    children: tuple[_IR, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Or:
+    children: tuple[_IR, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Not:
+    child: _IR
+
+
+_IR = _Const | _Text | _Pred | _And | _Or | _Not
+_TRUE, _FALSE = _Const(True), _Const(False)
+
+
+def fts_string(words: Sequence[str]) -> str:
+    """One FTS5 string (a phrase); doubling quotes is FTS5's only escape inside strings."""
+    return '"' + " ".join(words).replace('"', '""') + '"'
+
+
+def field_key(name: str, value: str) -> str:
+    """One normal form for field values on both sides (query and stored mention).
+
+    Case-insensitive everywhere; `author` ignores a leading `@` (social handles)
+    and `lang` reads `en_US` as `en-us` so that `lang:en` can match it. Agrees
+    with the stream matcher's rules.
+    """
+    text = " ".join(normalise(value).split())
+    if name == "site":
+        if "://" in text:
+            text = text.split("://", 1)[1].split("/", 1)[0]
+        return text.removeprefix("*.").rstrip(".")
+    if name == "author":
+        return text.removeprefix("@")
+    if name == "lang":
+        return text.replace("_", "-")
+    return text
+
+
+def _words(leaf: Term | Phrase) -> tuple[str, ...]:
+    raw = (leaf.word,) if isinstance(leaf, Term) else leaf.words
+    return tuple(token for word in raw for token in tokenize(word))
+
+
+def _leaf(leaf: Term | Phrase) -> _IR:
+    words = _words(leaf)
+    if not words:
+        return _FALSE
+    star = " *" if leaf.prefix else ""
+    return _Text(fts_string(words) + star, (Pattern(words, leaf.prefix),))
+
+
+def _near(node: Near) -> _IR:
+    if isinstance(node.distance, bool) or not isinstance(node.distance, int) or node.distance < 0:
+        raise ValueError(f"NEAR distance must be a non-negative integer, not {node.distance!r}")
+    left, right = _leaf(node.left), _leaf(node.right)
+    if not isinstance(left, _Text) or not isinstance(right, _Text):
+        return _FALSE
+    return _Text(f"NEAR({left.expr} {right.expr}, {node.distance})", left.pattern + right.pattern)
+
+
+def _field(node: Field) -> _IR:
+    value = field_key(node.name, node.value)
+    if not value:
+        return _FALSE
+    if node.name == "site":
+        return _Pred("(m.site = ? OR substr(m.site, -?) = ?)", (value, len(value) + 1, "." + value))
+    if node.name == "lang":
+        return _Pred("(m.lang = ? OR substr(m.lang, 1, ?) = ?)", (value, len(value) + 1, value + "-"))
+    if node.name == "author":
+        return _Pred("m.author_key = ?", (value,))
+    if node.name == "source":
+        return _Pred("m.source_key = ?", (value,))
+    raise ValueError(f"unknown field {node.name!r}")
+
+
+def _lower(node: Node) -> _IR:
+    """The AST in intermediate form, with constants folded."""
+    if isinstance(node, Term | Phrase):
+        return _leaf(node)
+    if isinstance(node, Near):
+        return _near(node)
+    if isinstance(node, Field):
+        return _field(node)
+    if isinstance(node, Not):
+        child = _lower(node.child)
+        return _Const(not child.value) if isinstance(child, _Const) else _Not(child)
+    if isinstance(node, And | Or):
+        return _junction(node)
+    raise ValueError(f"not a query node: {type(node).__name__}")
+
+
+def _junction(node: And | Or) -> _IR:
+    absorbing = isinstance(node, Or)  # TRUE absorbs an OR, FALSE absorbs an AND
+    kept: list[_IR] = []
+    for child in map(_lower, node.children):
+        if isinstance(child, _Const):
+            if child.value is absorbing:
+                return child
+            continue
+        kept.extend(child.children if isinstance(child, _And | _Or) and _same(child, node) else (child,))
+    if not kept:
+        return _Const(not absorbing)
+    if len(kept) == 1:
+        return kept[0]
+    return _Or(tuple(kept)) if absorbing else _And(tuple(kept))
+
+
+def _same(child: _And | _Or, node: And | Or) -> bool:
+    return isinstance(child, _And) == isinstance(node, And)
+
+
+# --- FTS5 expressions -------------------------------------------------------------------------
+
+
+def _to_fts(ir: _IR) -> str | None:
+    """One FTS5 expression for a text-only sub-tree, or None when FTS5 cannot say it."""
+    if isinstance(ir, _Text):
+        return ir.expr
+    if isinstance(ir, _Or):
+        parts = [_to_fts(child) for child in ir.children]
+        return None if None in parts else " OR ".join(f"({p})" for p in parts)
+    if isinstance(ir, _And):
+        return _and_fts(ir.children)
+    return None
+
+
+def _and_fts(children: Sequence[_IR]) -> str | None:
+    """`(p1) AND (p2) NOT ((n1) OR (n2))`: FTS5's NOT is binary, so it needs a positive side."""
+    positives = [_to_fts(c) for c in children if not isinstance(c, _Not)]
+    negatives = [_to_fts(c.child) for c in children if isinstance(c, _Not)]
+    if not positives or None in positives or None in negatives:
+        return None
+    expr = " AND ".join(f"({p})" for p in positives)
+    if negatives:
+        expr = f"({expr}) NOT ({' OR '.join(f'({n})' for n in negatives)})"
+    return expr
+
+
+# --- SQL predicates ---------------------------------------------------------------------------
+
+
+def _to_sql(ir: _IR) -> tuple[str, tuple[object, ...]]:
+    text = _to_fts(ir)
+    if text is not None:
+        return _IN_FTS, (text,)
+    if isinstance(ir, _Const):
+        return ("1" if ir.value else "0"), ()
+    if isinstance(ir, _Pred):
+        return ir.sql, ir.params
+    if isinstance(ir, _Not):
+        sql, params = _to_sql(ir.child)
+        return f"NOT ({sql})", params
+    assert isinstance(ir, _And | _Or)
+    parts = [_to_sql(child) for child in ir.children]
+    joiner = " AND " if isinstance(ir, _And) else " OR "
+    sql = joiner.join(f"({p})" for p, _ in parts)
+    return f"({sql})", tuple(param for _, ps in parts for param in ps)
+
+
+def _positive_texts(ir: _IR) -> list[_Text]:
+    """Text leaves that a matching mention may contain (not under a NOT): for ranking and snippets."""
+    if isinstance(ir, _Text):
+        return [ir]
+    if isinstance(ir, _And | _Or):
+        return [text for child in ir.children for text in _positive_texts(child)]
+    return []
+
+
+def compile_query(node: Node | None) -> Compiled:
+    """The query split into a driving MATCH (if any) and SQL predicates for the rest."""
+    ir = _TRUE if node is None else _lower(node)
+    texts = _positive_texts(ir)
+    highlights = tuple(p for text in texts for p in text.pattern)
+    rank = " OR ".join(f"({t.expr})" for t in texts) or None
+    match = _to_fts(ir)
+    if match is not None:
+        return Compiled(match, "1", (), rank, highlights)
+    if isinstance(ir, _And):
+        drivable = [c for c in ir.children if _to_fts(c if not isinstance(c, _Not) else c.child) is not None]
+        match = _and_fts(drivable)
+        if match is not None:
+            rest = [c for c in ir.children if c not in drivable]
+            where, params = _to_sql(rest[0] if len(rest) == 1 else _And(tuple(rest)))
+            return Compiled(match, where, params, rank, highlights)
+    where, params = _to_sql(ir)
+    return Compiled(None, where, params, rank, highlights)

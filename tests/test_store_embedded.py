@@ -1,0 +1,260 @@
+"""The embedded store: the shared contract, plus what only a SQLite file can promise."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from store_contract import T0, StoreContract, make_mention
+
+from listener.errors import StoreError
+from listener.query.ast import And, Field, Near, Node, Not, Or, Phrase, Term
+from pipelines.fts import compile_query
+from pipelines.store import SearchRequest
+from pipelines.store_sqlite import EmbeddedStore
+
+
+class TestEmbeddedStoreContract(StoreContract):
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> Callable[[], EmbeddedStore]:
+        return lambda: EmbeddedStore(tmp_path / "store.db")
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "store.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[EmbeddedStore]:
+    with EmbeddedStore(path) as store:
+        yield store
+
+
+def found(store: EmbeddedStore, query: Node) -> list[str]:
+    return sorted(hit.mention.text for hit in store.search(SearchRequest(query=query, limit=100)).hits)
+
+
+def table_rows(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+# --- hostile input ----------------------------------------------------------------------------
+
+HOSTILE_WORDS = [
+    '"',
+    'acme" OR "zzz',
+    "NEAR(",
+    "NEAR(acme recall, 99)",
+    "*",
+    "acme*",
+    "OR",
+    "AND NOT",
+    "'); DROP TABLE mentions; --",
+    "title:acme",
+    "^acme",
+    "{title body}: acme",
+    "\x00",
+]
+
+
+@pytest.mark.parametrize("word", HOSTILE_WORDS)
+def test_hostile_query_words_are_only_ever_words(store: EmbeddedStore, path: Path, word: str) -> None:
+    store.upsert([make_mention("acme recall or near drop table mentions"), make_mention("zzz")])
+    for query in (Term(word), Term(word, prefix=True), Phrase((word, "recall")), Not(Term(word))):
+        store.search(SearchRequest(query=query))
+    for name in ("site", "author", "lang", "source"):
+        assert found(store, Field(name, word)) == []
+    assert table_rows(path, "mentions") == 2
+
+
+def test_a_quote_inside_a_word_does_not_open_fts_syntax(store: EmbeddedStore) -> None:
+    store.upsert([make_mention("acme or zzz"), make_mention("zzz"), make_mention("acme")])
+    assert found(store, Term('acme" OR "zzz')) == ["acme or zzz"]
+    assert found(store, Term("NEAR(acme zzz, 99)")) == []
+
+
+def test_hostile_mention_text_is_stored_verbatim_and_harmless(store: EmbeddedStore) -> None:
+    text = "acme \"NEAR( * OR'); DROP TABLE mentions; -- \x1b[31m [[x]] \u202e"
+    (mention,) = [make_mention(text, title='" OR *')]
+    store.upsert([mention])
+    assert store.get(mention.id) == mention
+    (hit,) = store.search(SearchRequest(query=Term("drop"))).hits
+    assert "\x1b" not in hit.snippet and "\u202e" not in hit.snippet
+    assert hit.snippet.count("[[") == 1 and "[[DROP]]" in hit.snippet
+
+
+# --- files, threads and processes -------------------------------------------------------------
+
+
+def test_a_second_store_on_the_same_file_sees_committed_upserts(path: Path) -> None:
+    with EmbeddedStore(path) as writer, EmbeddedStore(path) as reader:
+        assert reader.search(SearchRequest()).total == 0
+        writer.upsert([make_mention("acme one")])
+        assert found(reader, Term("acme")) == ["acme one"]
+        writer.upsert([make_mention("acme two")])
+        assert reader.search(SearchRequest(query=Term("acme"))).total == 2
+
+
+def test_another_process_can_search_while_the_monitor_holds_the_store(
+    store: EmbeddedStore, path: Path
+) -> None:
+    store.upsert([make_mention("acme from the monitor")])
+    script = textwrap.dedent(
+        f"""
+        from listener.query.ast import Term
+        from pipelines.store import SearchRequest
+        from pipelines.store_sqlite import EmbeddedStore
+        with EmbeddedStore({str(path)!r}) as store:
+            print(store.search(SearchRequest(query=Term("monitor"))).total)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+
+
+def test_readers_in_other_threads_never_see_a_half_written_batch(store: EmbeddedStore) -> None:
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                total = store.search(SearchRequest(query=Term("batch"), limit=0)).total
+                assert total % 50 == 0, total
+        except BaseException as exc:
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    for batch in range(20):
+        store.upsert([make_mention(f"batch {batch} item {i}") for i in range(50)])
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    assert store.search(SearchRequest(query=Term("batch"))).total == 1000
+
+
+def test_the_file_is_in_wal_mode(store: EmbeddedStore, path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_file_from_a_future_version_is_refused_and_left_alone(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema version 99"):
+        EmbeddedStore(path)
+
+
+def test_a_closed_store_says_so(path: Path) -> None:
+    store = EmbeddedStore(path)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.search(SearchRequest())
+
+
+def test_a_failed_batch_writes_nothing(store: EmbeddedStore) -> None:
+    good = make_mention("acme fine")
+    with pytest.raises(TypeError, match="ScoredMention"):
+        store.upsert([good, "not a mention"])  # type: ignore[list-item]
+    assert store.get(good.id) is None
+
+
+# --- index stays in step with the table -------------------------------------------------------
+
+
+def test_updates_and_retention_keep_the_text_index_in_step(store: EmbeddedStore, path: Path) -> None:
+    old = make_mention("acme old", published=T0 - timedelta(days=30), key="old")
+    store.upsert([old, make_mention("acme new", key="new")])
+    store.upsert([make_mention("acme rewritten", key="new")] * 3)
+    assert table_rows(path, "mention_fts") == table_rows(path, "mentions") == 2
+    assert found(store, Term("new")) == []
+    assert store.delete_older_than(T0 - timedelta(days=1)) == 1
+    assert table_rows(path, "mention_fts") == table_rows(path, "mentions") == 1
+
+
+def test_retention_works_through_many_batches(store: EmbeddedStore) -> None:
+    store.upsert([make_mention(f"m{i}", published=T0 - timedelta(days=2)) for i in range(25)])
+    assert store.delete_older_than(T0, batch=10) == 25
+    assert store.search(SearchRequest()).total == 0
+
+
+def test_the_index_uses_the_shared_tokeniser(store: EmbeddedStore) -> None:
+    """NFKC and full case folding, as the stream matcher sees words, not as SQLite would."""
+    store.upsert([make_mention("Die Straße"), make_mention("ＡＣＭＥ launch"), make_mention("the ﬁnal word")])
+    assert found(store, Term("strasse")) == ["Die Straße"]
+    assert found(store, Term("acme")) == ["ＡＣＭＥ launch"]
+    assert found(store, Term("final")) == ["the ﬁnal word"]
+
+
+def test_snake_case_splits_into_words_as_the_tokeniser_says(store: EmbeddedStore) -> None:
+    store.upsert([make_mention("see acme_corp docs")])
+    assert found(store, Term("acme")) == ["see acme_corp docs"]
+    assert found(store, Phrase(("acme", "corp"))) == ["see acme_corp docs"]
+
+
+# --- compilation --------------------------------------------------------------------------------
+
+
+def test_a_text_query_drives_the_search_from_the_index() -> None:
+    compiled = compile_query(And((Term("acme"), Not(Term("boring")), Field("lang", "en"))))
+    assert compiled.match is not None
+    assert compiled.match.replace("(", "").replace(")", "") == '"acme" NOT "boring"'
+    assert "m.lang" in compiled.where
+
+
+def test_a_lone_not_is_compiled_as_a_predicate_not_a_match() -> None:
+    compiled = compile_query(Not(Near(Term("a"), Phrase(("b", "c"), prefix=True), 2)))
+    assert compiled.match is None
+    assert compiled.params == ('NEAR("a" "b c" *, 2)',)
+
+
+def test_a_negative_near_distance_is_refused() -> None:
+    with pytest.raises(ValueError, match="NEAR"):
+        compile_query(Near(Term("a"), Term("b"), -1))
+
+
+def test_or_with_a_field_is_still_ranked_by_its_words(store: EmbeddedStore) -> None:
+    store.upsert(
+        [
+            make_mention("nothing here", site="blog.test", published=T0 + timedelta(days=1)),
+            make_mention("acme acme", site="other.test", published=T0),
+        ]
+    )
+    query = Or((Term("acme"), Field("site", "blog.test")))
+    hits = store.search(SearchRequest(query=query, order="relevance")).hits
+    assert [h.mention.text for h in hits] == ["acme acme", "nothing here"]
+    assert hits[0].score > hits[1].score == 0.0
+
+
+# --- through the parser -----------------------------------------------------------------------
+
+
+def test_analyst_queries_parse_and_run(store: EmbeddedStore) -> None:
+    parse = pytest.importorskip("listener.query.parser").parse
+    store.upsert(
+        [
+            make_mention("Acme recall is a disaster", site="news.example.com", author="Jane"),
+            make_mention("recall: acme again", site="blog.test"),
+            make_mention("Acmeville fair", site="blog.test"),
+            make_mention("Acme launches rockets", language="fr"),
+        ]
+    )
+    assert found(store, parse('"acme recall"')) == ["Acme recall is a disaster"]
+    assert found(store, parse("acme NEAR/2 recall AND NOT site:example.com")) == ["recall: acme again"]
+    assert found(store, parse("acme* AND site:blog.test")) == ["Acmeville fair", "recall: acme again"]
+    assert found(store, parse("(rockets OR disaster) AND NOT lang:fr")) == ["Acme recall is a disaster"]
+    assert found(store, parse("author:jane")) == ["Acme recall is a disaster"]
