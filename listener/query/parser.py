@@ -249,6 +249,8 @@ class _Parser:
             right_start = self.peek.column
             right = self.unary(after=op)
             for node, column in ((left, start), (right, right_start)):
+                if isinstance(node, Not):
+                    raise self.error("NOT binds tighter than NEAR; write NOT (a NEAR/n b)", column)
                 if not isinstance(node, Term | Phrase):
                     raise self.error("NEAR needs a word or phrase on each side", column)
             assert isinstance(left, Term | Phrase) and isinstance(right, Term | Phrase)
@@ -315,9 +317,9 @@ def parse(text: str) -> Node:
     """Parses one query; raises `QuerySyntaxError` naming the column to fix."""
     if len(text) > MAX_QUERY_LENGTH:
         raise QuerySyntaxError(
-            f"the query is longer than {MAX_QUERY_LENGTH} characters",
-            text[: MAX_QUERY_LENGTH + 1],
-            MAX_QUERY_LENGTH + 1,
+            f"the query is {len(text):,} characters long; the limit is {MAX_QUERY_LENGTH:,}",
+            text[:60] + "…",  # the whole text would flood the log
+            1,
         )
     tokens = _Lexer(text).tokens()
     return _Parser(text, tokens).parse()
