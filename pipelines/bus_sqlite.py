@@ -364,6 +364,16 @@ class EmbeddedBus:
             TopicStats(str(t), int(n or 0), None if f is None else int(f), int(nxt)) for t, nxt, n, f in rows
         ]
 
+    def read(self, topic: str, offset: int = 0, max_records: int = 100) -> list[Message]:
+        """Browse a topic without joining a group (a group would hold back retention)."""
+        _check_topic(topic)
+        rows = self._read(
+            "SELECT offset, key, value, ts FROM messages WHERE topic = ? AND offset >= ? "
+            "ORDER BY offset LIMIT ?",
+            (topic, offset, max_records),
+        )
+        return [Message(topic, PARTITION, int(o), str(k), bytes(v), float(ts)) for o, k, v, ts in rows]
+
     def committed(self, topic: str, group: str) -> int | None:
         """The group's committed offset (next to read), or None if it never joined."""
         rows = self._read(
@@ -404,14 +414,7 @@ class EmbeddedConsumer:
             signal.wait(seen, min(remaining, self.bus.poll_interval))
 
     def _fetch(self, max_records: int) -> list[Message]:
-        rows = self.bus._read(
-            "SELECT offset, key, value, ts FROM messages WHERE topic = ? AND offset >= ? "
-            "ORDER BY offset LIMIT ?",
-            (self.topic, self.position, max_records),
-        )
-        messages = [
-            Message(self.topic, PARTITION, int(o), str(k), bytes(v), float(ts)) for o, k, v, ts in rows
-        ]
+        messages = self.bus.read(self.topic, self.position, max_records)
         if messages:
             self.position = messages[-1].offset + 1
         return messages

@@ -286,3 +286,9 @@ def test_the_committed_offset_is_visible_to_operators(bus: EmbeddedBus) -> None:
     consumer.commit()
     assert bus.committed("documents", "match") == 2
     assert sqlite3.connect(bus.path).execute("SELECT COUNT(*) FROM group_offsets").fetchone()[0] == 1
+
+
+def test_browsing_a_topic_does_not_register_a_group(bus: EmbeddedBus) -> None:
+    bus.publish_many("dlq", [("acme", b"a"), ("acme", b"b"), ("acme", b"c")])
+    assert [m.value for m in bus.read("dlq", offset=1)] == [b"b", b"c"]
+    assert bus.trim("dlq", before_offset=3) == 3
