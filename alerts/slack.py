@@ -1,0 +1,191 @@
+"""The Slack notifier: one Block Kit message per alert through slack-sdk's WebClient.
+
+Every piece of mention text is escaped by `alerts.mrkdwn`, and the message is
+posted with `link_names`, `unfurl_links` and `unfurl_media` off, so a post can
+neither ping a channel nor make Slack fetch an attacker's page.
+
+Retries belong to the caller (`NotifyStage`), not to the WebClient: the client
+built by `from_config` has *no* retry handlers. slack-sdk's default
+`ConnectionErrorRetryHandler` re-sends after a connection reset, which can post
+the same alert twice when Slack had already accepted the first request, and it
+would do so silently. Here every failure surfaces as a `NotifierError` that
+says whether trying again can help.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from alerts.mrkdwn import SECTION_LIMIT, escape, escape_text, link
+from alerts.render import clean_line, format_window
+from listener.config import BrandConfig, SlackConfig
+from listener.errors import ConfigError, NotifierError
+from listener.records import Alert, ScoredMention
+
+__all__ = ["ChannelLookup", "SlackNotifier", "build_blocks", "fallback_text", "to_notifier_error"]
+
+log = logging.getLogger(__name__)
+
+HEADER_LIMIT = 150
+EXCERPT_LIMIT = 500
+# ok:false codes that mean "Slack had a bad moment", not "your request is wrong".
+RETRYABLE_CODES = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+ChannelLookup = Callable[[str], str | None] | Mapping[str, str | None]
+Block = dict[str, Any]
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}
+
+
+def _header(alert: Alert) -> Block:
+    verb = "Negative spike" if alert.status == "firing" else "Resolved"
+    title = clean_line(f"{verb}: {alert.brand}", HEADER_LIMIT)
+    return {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}}
+
+
+def _counts(alert: Alert) -> Block:
+    ratio = f"{alert.observed / alert.expected:.1f}× baseline" if alert.expected > 0 else "no baseline"
+    if alert.status == "firing":
+        first = f"*{alert.observed}* negative mentions vs *{alert.expected:.1f}* expected ({ratio})"
+    else:
+        first = f"Negative volume is back to *{alert.observed}* (expected *{alert.expected:.1f}*)"
+    second = (
+        f"{alert.total} mentions in the window, *{alert.negative_share:.0%}* negative"
+        f" · rule {escape(alert.rule, 80)}"
+    )
+    return {"type": "section", "text": _mrkdwn(f"{first}\n{second}")}
+
+
+def _sample(number: int, mention: ScoredMention) -> Block:
+    label = mention.title or mention.site or "open the post"
+    author = escape_text(mention.author, 80) or "unknown author"
+    head = f"{number}. {link(mention.url, label, 150)} · {author} · negative {mention.sentiment.negative:.2f}"
+    body = escape_text(mention.text or mention.title, EXCERPT_LIMIT)
+    return {"type": "section", "text": _mrkdwn(f"{head}\n&gt; {body}" if body else head)}
+
+
+def _context(alert: Alert) -> Block:
+    window = format_window(alert.window_start, alert.window_end)
+    return {"type": "context", "elements": [_mrkdwn(f"Window {window} · alert {escape(alert.id, 64)}")]}
+
+
+def build_blocks(alert: Alert) -> list[Block]:
+    """Header, counts, one section per sample mention, then the window."""
+    blocks = [_header(alert), _counts(alert)]
+    blocks.extend(_sample(n, m) for n, m in enumerate(alert.samples, start=1))
+    blocks.append(_context(alert))
+    return blocks
+
+
+def fallback_text(alert: Alert) -> str:
+    """The notification text (and what screen readers use); mrkdwn, so escaped too."""
+    brand = escape(clean_line(alert.brand, 80))
+    if alert.status == "resolved":
+        return f"Resolved: negative spike for {brand} is over ({alert.observed} in the window)"
+    return (
+        f"Negative spike for {brand}: {alert.observed} negative mentions "
+        f"vs {alert.expected:.1f} expected, {alert.negative_share:.0%} negative"
+    )
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float | None:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) and value else value
+            try:
+                return max(0.0, float(raw))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def to_notifier_error(exc: BaseException) -> NotifierError:
+    """Map what slack-sdk raised to retryable or not (rate limit, 5xx, network: retryable)."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        code = str(data.get("error") or f"HTTP {status}")
+        if status == 429:
+            wait = _retry_after(exc.response.headers)
+            return NotifierError(
+                f"Slack rate limited the post (429, retry after {wait}s)", retryable=True, retry_after=wait
+            )
+        if status >= 500:
+            return NotifierError(f"Slack answered HTTP {status}: {code}", retryable=True)
+        retryable = code in RETRYABLE_CODES
+        return NotifierError(f"Slack refused the post: {code}", retryable=retryable)
+    if isinstance(exc, OSError | http.client.HTTPException):
+        # URLError (refused, DNS), timeouts and resets are all OSError subclasses.
+        return NotifierError(f"cannot reach Slack: {exc}", retryable=True)
+    if isinstance(exc, SlackClientError):
+        return NotifierError(f"Slack client error: {exc}", retryable=False)
+    return NotifierError(f"unexpected error posting to Slack: {exc!r}", retryable=False)
+
+
+class SlackNotifier:
+    """Posts alerts to the brand's channel (the alert's, the lookup's, then the default)."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        channel_for_brand: ChannelLookup | None = None,
+        default_channel: str | None = None,
+    ) -> None:
+        self.client = client
+        self.channel_for_brand = channel_for_brand
+        self.default_channel = default_channel
+
+    @classmethod
+    def from_config(
+        cls, config: SlackConfig, brands: Sequence[BrandConfig], *, timeout: int = 10
+    ) -> SlackNotifier:
+        if config.bot_token is None:
+            raise ConfigError(["slack.bot_token: required to post alerts to Slack (use ${SLACK_BOT_TOKEN})"])
+        options: dict[str, Any] = {"token": config.bot_token.get_secret_value(), "timeout": timeout}
+        if config.base_url:
+            options["base_url"] = config.base_url
+        # No built-in retry handlers: NotifyStage retries, visibly, and only what is retryable.
+        client = WebClient(**options, retry_handlers=[])
+        channels = {brand.name.casefold(): brand.slack_channel for brand in brands}
+        return cls(client, channels, config.default_channel)
+
+    def channel(self, alert: Alert) -> str:
+        found: str | None = alert.channel
+        if found is None and self.channel_for_brand is not None:
+            if callable(self.channel_for_brand):
+                found = self.channel_for_brand(alert.brand)
+            else:
+                lookup = self.channel_for_brand
+                found = lookup.get(alert.brand, lookup.get(alert.brand.casefold()))
+        found = found or self.default_channel
+        if not found:
+            raise NotifierError(f"no Slack channel configured for brand {alert.brand!r}", retryable=False)
+        return found
+
+    def send(self, alert: Alert) -> str | None:
+        channel = self.channel(alert)
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=fallback_text(alert),
+                blocks=build_blocks(alert),
+                link_names=False,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except Exception as exc:
+            error = to_notifier_error(exc)
+            log.warning("slack: posting %s alert %s to %s failed: %s", alert.status, alert.id, channel, error)
+            raise error from exc
+        ts = response.get("ts")
+        return str(ts) if ts is not None else None
