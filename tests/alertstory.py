@@ -1,12 +1,13 @@
-"""Builders for spike-detection stories: a controllable clock, scored mentions, a minute ticker."""
+"""Builders for alerting stories: a controllable clock, scored mentions and alerts, a minute ticker."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from alerts.spike import DetectorSettings
+from alerts.spike import DetectorSettings, SpikeDetector, WindowStats
 from alerts.stages import DetectStage
 from listener.config import AlertRule
 from listener.records import Alert, ScoredMention, Sentiment, SentimentLabel
@@ -83,6 +84,23 @@ class Story:
             {"Acme": self.rule}, {"Acme": "#acme-alerts"}, self.path, clock=self.clock, settings=self.settings
         )
 
+    @property
+    def detector(self) -> SpikeDetector:
+        detector = self.stage.detector("Acme")
+        assert detector is not None
+        return detector
+
+    def newest_window(self) -> WindowStats:
+        end = self.detector.closed_end()
+        assert end is not None
+        return self.detector.window_stats(end)
+
+    def baseline(self) -> float:
+        """Expected negatives per bucket for the newest closed window."""
+        end = self.detector.closed_end()
+        assert end is not None
+        return self.detector.expected_per_bucket(end - self.detector.window_buckets)
+
     def restart(self) -> None:
         self.stage.close()
         self.stage = self._stage()
@@ -116,3 +134,33 @@ class Story:
 
     def resolved(self) -> list[Alert]:
         return [a for a in self.alerts if a.status == "resolved"]
+
+
+HOSTILE = (
+    "<!channel> <!here> <@U123> wake up! <http://evil.example|click> & also @here @channel "
+    "@everyone *bold* _it_ ~strike~ `code` " + "long " * 2000
+)
+
+
+def make_alert(samples: tuple[ScoredMention, ...] | None = None, **fields: Any) -> Alert:
+    start = T0
+    if samples is None:
+        samples = tuple(
+            scored(start + timedelta(seconds=i), negative=0.9 - i / 100, author=f"user{i}", title=f"Post {i}")
+            for i in range(3)
+        )
+    values: dict[str, Any] = dict(
+        id=Alert.make_id("Acme", "negative-spike", start),
+        brand="Acme",
+        window_start=start,
+        window_end=start + timedelta(minutes=5),
+        observed=17,
+        expected=1.2,
+        total=40,
+        negative_share=0.425,
+        samples=samples,
+        channel=None,
+        created=start + timedelta(minutes=6),
+    )
+    values.update(fields)
+    return Alert(**values)

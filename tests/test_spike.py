@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+
+from alertstory import RULE, T0, Clock, Story, scored
 
 from alerts.spike import DetectorSettings, SpikeDetector
 from alerts.state import BrandState
 from listener.records import SentimentLabel
-from tests.alertstory import RULE, T0, Clock, Story, scored
 
 
 def burst(story: Story, minutes: int, negatives: int = 4) -> None:
@@ -15,15 +17,14 @@ def burst(story: Story, minutes: int, negatives: int = 4) -> None:
         story.minute(negatives=negatives)
 
 
-def test_a_quiet_hour_raises_no_alert(tmp_path):
+def test_a_quiet_hour_raises_no_alert(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     assert story.alerts == []
-    expected = story.stage.detector("Acme").window_stats(story.stage.detector("Acme").closed_end())
-    assert 0.5 < expected.expected < 1.5
+    assert 0.5 < story.newest_window().expected < 1.5
 
 
-def test_a_burst_after_a_quiet_baseline_fires_exactly_once(tmp_path):
+def test_a_burst_after_a_quiet_baseline_fires_exactly_once(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     burst(story, 5)
@@ -38,7 +39,7 @@ def test_a_burst_after_a_quiet_baseline_fires_exactly_once(tmp_path):
     assert alert.id == alert.make_id("Acme", RULE.name, alert.window_start)
 
 
-def test_a_persisting_spike_does_not_fire_again_every_bucket(tmp_path):
+def test_a_persisting_spike_does_not_fire_again_every_bucket(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     burst(story, 30)
@@ -46,17 +47,16 @@ def test_a_persisting_spike_does_not_fire_again_every_bucket(tmp_path):
     assert story.resolved() == []
 
 
-def test_a_spike_is_not_learnt_as_the_new_baseline(tmp_path):
+def test_a_spike_is_not_learnt_as_the_new_baseline(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
-    detector = story.stage.detector("Acme")
-    before = detector.expected_per_bucket(detector.closed_end())
+    before = story.baseline()
     burst(story, 40)
-    during = detector.expected_per_bucket(detector.closed_end())
+    during = story.baseline()
     assert during <= before * 1.2
 
 
-def test_the_spike_resolves_once_when_volume_drops(tmp_path):
+def test_the_spike_resolves_once_when_volume_drops(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     burst(story, 10)
@@ -70,16 +70,16 @@ def test_the_spike_resolves_once_when_volume_drops(tmp_path):
     assert resolved.samples == ()
 
 
-def test_volume_between_the_fire_and_resolve_levels_keeps_the_spike_open(tmp_path):
+def test_volume_between_the_fire_and_resolve_levels_keeps_the_spike_open(tmp_path: Path) -> None:
     rule = RULE.model_copy(update={"min_count": 3})
     story = Story(tmp_path, rule)
     story.quiet_hour()
     burst(story, 5)
     assert len(story.firing()) == 1
-    detector = story.stage.detector("Acme")
+    detector = story.detector
     for m in range(20):  # three negatives in every five minutes: elevated, but not a fresh spike
         story.minute(negatives=1 if m % 5 < 3 else 0)
-        stats = detector.window_stats(detector.closed_end())
+        stats = story.newest_window()
         if m >= 6:
             assert stats.observed == 3
             assert not detector.is_spike(stats)
@@ -91,7 +91,7 @@ def test_volume_between_the_fire_and_resolve_levels_keeps_the_spike_open(tmp_pat
     assert len(story.firing()) == 1
 
 
-def test_a_burst_below_min_count_never_fires(tmp_path):
+def test_a_burst_below_min_count_never_fires(tmp_path: Path) -> None:
     for min_count, fires in ((10, False), (9, True)):
         story = Story(tmp_path / str(min_count), RULE.model_copy(update={"min_count": min_count}))
         story.quiet_hour()
@@ -101,7 +101,7 @@ def test_a_burst_below_min_count_never_fires(tmp_path):
         assert bool(story.firing()) is fires, f"min_count={min_count}"
 
 
-def test_a_burst_of_positive_and_neutral_mentions_does_not_fire(tmp_path):
+def test_a_burst_of_positive_and_neutral_mentions_does_not_fire(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     for _ in range(10):
@@ -109,11 +109,10 @@ def test_a_burst_of_positive_and_neutral_mentions_does_not_fire(tmp_path):
     assert story.alerts == []
 
 
-def test_a_backfill_of_old_negative_items_does_not_fire_but_is_counted(tmp_path):
+def test_a_backfill_of_old_negative_items_does_not_fire_but_is_counted(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
-    detector = story.stage.detector("Acme")
-    before = detector.expected_per_bucket(detector.closed_end())
+    before = story.baseline()
     # Forty complaints from 30-40 minutes ago arrive at once (a feed catching up).
     old = [scored(story.clock.now - timedelta(minutes=40, seconds=-i * 15)) for i in range(40)]
     story.feed(old)
@@ -122,27 +121,27 @@ def test_a_backfill_of_old_negative_items_does_not_fire_but_is_counted(tmp_path)
     for _ in range(10):
         story.minute(negatives=0)
     assert story.alerts == []
-    assert detector.expected_per_bucket(detector.closed_end()) > before
+    assert story.baseline() > before
 
 
-def test_a_first_start_on_a_backfill_does_not_fire(tmp_path):
+def test_a_first_start_on_a_backfill_does_not_fire(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.feed([scored(T0 - timedelta(hours=2, seconds=-i * 3)) for i in range(200)])
     story.minute()
     assert story.alerts == []
 
 
-def test_future_dated_items_do_not_move_time_forward(tmp_path):
+def test_future_dated_items_do_not_move_time_forward(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     tomorrow = story.clock.now + timedelta(days=1)
     story.feed([scored(tomorrow, SentimentLabel.NEUTRAL)])
-    detector = story.stage.detector("Acme")
-    assert detector.state.watermark is not None
-    assert detector.state.watermark <= story.clock.now.timestamp()
+    watermark = story.detector.state.watermark
+    assert watermark is not None
+    assert watermark <= story.clock.now.timestamp()
 
 
-def test_the_alert_carries_the_three_most_negative_mentions_with_links(tmp_path):
+def test_the_alert_carries_the_three_most_negative_mentions_with_links(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     start = story.clock.now
@@ -156,17 +155,16 @@ def test_the_alert_carries_the_three_most_negative_mentions_with_links(tmp_path)
     assert all(m.url and m.url.startswith("https://") for m in alert.samples)
 
 
-def test_a_restart_keeps_the_baseline_and_does_not_refire_an_open_spike(tmp_path):
+def test_a_restart_keeps_the_baseline_and_does_not_refire_an_open_spike(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     burst(story, 6)
     [fired] = story.firing()
-    detector = story.stage.detector("Acme")
-    baseline = detector.expected_per_bucket(detector.closed_end())
+    detector = story.detector
+    baseline = story.baseline()
     story.restart()
-    reborn = story.stage.detector("Acme")
-    assert reborn is not detector
-    assert reborn.expected_per_bucket(reborn.closed_end()) == baseline
+    assert story.detector is not detector
+    assert story.baseline() == baseline
     burst(story, 10)
     assert story.firing() == [fired]
     for _ in range(10):
@@ -175,7 +173,7 @@ def test_a_restart_keeps_the_baseline_and_does_not_refire_an_open_spike(tmp_path
     assert resolved.id == fired.id
 
 
-def test_a_redelivered_batch_is_counted_once(tmp_path):
+def test_a_redelivered_batch_is_counted_once(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     batch = [scored(story.clock.now + timedelta(seconds=i)) for i in range(3)]
@@ -184,12 +182,11 @@ def test_a_redelivered_batch_is_counted_once(tmp_path):
     story.feed(batch)
     story.restart()
     story.feed(batch)
-    detector = story.stage.detector("Acme")
-    bucket = detector.bucket_of(batch[0])
-    assert detector.state.negative[bucket] == 3
+    bucket = story.detector.bucket_of(batch[0])
+    assert story.detector.state.negative[bucket] == 3
 
 
-def test_a_spike_resolves_when_the_brand_falls_silent(tmp_path):
+def test_a_spike_resolves_when_the_brand_falls_silent(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     burst(story, 5)
@@ -199,7 +196,7 @@ def test_a_spike_resolves_when_the_brand_falls_silent(tmp_path):
     assert len(story.resolved()) == 1
 
 
-def test_the_detector_alone_follows_update_then_evaluate(tmp_path):
+def test_the_detector_alone_follows_update_then_evaluate(tmp_path: Path) -> None:
     clock = Clock()
     detector = SpikeDetector("Acme", RULE, BrandState(), clock=clock, settings=DetectorSettings())
     for minute in range(30):
