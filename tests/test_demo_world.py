@@ -213,6 +213,11 @@ def test_hostile_text_arrives_as_text_not_markup(serve: Serve, world: World) -> 
     social = feedparser.parse(get(server, "/feeds/social.rss").content).entries
     shouting = next(e for e in social if "@channel" in e.summary)
     assert "&lt;script&gt;" in shouting.summary and "<script" not in shouting.summary
+    raw_forum = get(server, "/feeds/forum.rdf").text
+    assert "&lt;script&gt;alert" in raw_forum, "the forum really sends a live <script> in its HTML"
+    forum = feedparser.parse(raw_forum).entries
+    refund = next(e for e in forum if "example.com/win" in e.content[0].value)
+    assert "<script" not in refund.content[0].value
     review = next(i for i in world.items if i.channel == "reviews" and "onerror" in i.text)
     page = get(server, review.path).text
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
@@ -292,6 +297,20 @@ def test_the_demo_config_points_every_source_at_the_server(tmp_path: Path) -> No
     urls = [s.get("url") or s["start_urls"][0] for s in sources]
     assert urls and all(u.startswith("http://127.0.0.1:8123/") and "//" not in u[8:] for u in urls)
     assert raw["brands"][0]["alert"]["min_count"] == 8
+
+
+def test_the_demo_watch_terms_find_each_brand_and_leave_the_traps(tmp_path: Path, world: World) -> None:
+    from listener.config import load_config
+    from listener.query.matcher import Matcher
+    from listener.query.parser import parse_watch_query
+
+    config = load_config(write_demo_config(tmp_path / "watch.yaml", "http://127.0.0.1:8123", tmp_path))
+    matcher: Matcher[str] = Matcher(
+        [(brand.name, parse_watch_query(q)) for brand in config.brands for q in brand.queries]
+    )
+    expected = {"zephyro": {"Zephyro Fiber"}, "velmora": {"Velmora Air"}, "chatter": set(), "hiring": set()}
+    for item in world.items:
+        assert set(matcher.match_text(f"{item.title}\n{item.text}")) == expected[item.topic], item.text
 
 
 def test_the_demo_config_loads_and_validates(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ brands:
       - type: spider
         name: reviewnest
         start_urls: [{reviews}]
-        max_pages: 4
+        max_pages: 25       # listing and review pages per crawl; reviews already read are skipped
         poll_interval: 6s
         selectors:
           links: "a.review-link::attr(href)"   # review pages linked from a listing page

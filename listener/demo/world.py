@@ -154,13 +154,27 @@ class _Builder:
     def channel(self, weights: tuple[float, float, float, float]) -> Channel:
         return self.rng.choices(CHANNELS, weights=weights)[0]
 
-    def add(self, offset: float, channel: Channel, text: str, topic: Topic, tone: Tone, phase: Phase) -> None:
+    def add(
+        self,
+        offset: float,
+        channel: Channel,
+        text: str,
+        topic: Topic,
+        tone: Tone,
+        phase: Phase,
+        *,
+        extra_html: str = "",
+    ) -> None:
         number = len(self.items)
         digest = hashlib.sha256(f"{self.seed}:{self.t0}:{number}".encode()).hexdigest()[:8]
         slug = f"{number:05d}-{digest}"
         title = "" if channel == "social" else _title(text, channel, tone)
         rating = _rating(tone, self.rng) if channel == "reviews" else None
-        body = None if channel in ("social", "reviews") else f"<p>{html.escape(text, quote=False)}</p>"
+        body = (
+            None
+            if channel in ("social", "reviews")
+            else f"<p>{html.escape(text, quote=False)}</p>{extra_html}"
+        )
         self.items.append(
             WorldItem(
                 guid=f"urn:listener-demo:{self.t0}:{slug}",
@@ -266,16 +280,9 @@ def _hostile(b: _Builder) -> None:
     channels: tuple[Channel, ...] = ("social", "forum", "reviews")
     for offset, channel, template in zip((62, 96, 141), channels, texts.HOSTILE, strict=True):
         text = template.format(b=b.pick(texts.ZEPHYRO_NAMES[:2]))
-        b.add(offset, channel, text, "zephyro", "negative", "crisis")
-    forum_post = b.items[-2]
-    # The forum entry's HTML carries a live <script>, the way a hostile site would send it.
-    b.items[-2] = _with_html(forum_post, f"{forum_post.html}<script>alert('pwned')</script>")
-
-
-def _with_html(item: WorldItem, body: str) -> WorldItem:
-    fields = {name: getattr(item, name) for name in WorldItem.__slots__}
-    fields["html"] = body
-    return WorldItem(**fields)
+        # The forum entry's HTML carries a live <script>, the way a hostile site would send it.
+        script = "<script>alert('pwned')</script>" if channel == "forum" else ""
+        b.add(offset, channel, text, "zephyro", "negative", "crisis", extra_html=script)
 
 
 def _recovery(b: _Builder) -> None:
