@@ -22,7 +22,7 @@ FIXED_NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 def make_source(url: str, state: FetchState, *, name: str = "acme-news", **limits: object) -> FeedSource:
     config = FeedSourceConfig(type="feed", name=name, url=url, poll_interval=60)
-    return FeedSource(config, Limits(**limits), state, now=lambda: FIXED_NOW)  # type: ignore[arg-type]
+    return FeedSource(config, Limits(**limits), state, now=lambda: FIXED_NOW)
 
 
 @pytest.fixture
