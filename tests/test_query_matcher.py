@@ -118,6 +118,13 @@ def test_near_allows_at_most_n_words_between_in_either_order(text: str, expected
     assert matches("acme NEAR/2 outage", text) is expected
 
 
+def test_near_an_or_group_matches_near_any_member() -> None:
+    query = "acme NEAR/2 (flight* OR refund)"
+    assert matches(query, "refund me, acme")
+    assert matches(query, "acme cancelled my flights")
+    assert not matches(query, "acme is great, but refund")
+
+
 def test_near_measures_between_the_ends_of_phrases() -> None:
     assert matches('"acme air" NEAR/1 refund*', "acme air gave refunds")
     assert matches('"acme air" NEAR/1 refund*', "refund from acme air")
@@ -246,7 +253,10 @@ def random_operand(rng: random.Random, depth: int) -> str:
     if roll < 0.65:
         return '"' + " ".join(rng.sample(VOCABULARY, rng.randint(2, 3))) + '"'
     if roll < 0.75:
-        left, right = rng.choice(VOCABULARY), rng.choice(VOCABULARY + [p + "*" for p in PREFIXES])
+        words = VOCABULARY + [p + "*" for p in PREFIXES]
+        left, right = rng.choice(VOCABULARY), rng.choice(words)
+        if rng.random() < 0.3:
+            right = "(" + " OR ".join(rng.sample(words, 2)) + ")"
         return f"{left} NEAR/{rng.randint(0, 4)} {right}"
     if roll < 0.85:
         return rng.choice(FIELDS)

@@ -92,6 +92,15 @@ def test_prefix_wildcards() -> None:
     assert parse("acme-ai*") == Phrase(("acme", "ai"), prefix=True)
 
 
+def test_near_with_an_or_group_means_near_any_of_them() -> None:
+    delay, refund = Term("delay", True), Term("refund")
+    assert parse("acme NEAR/3 (delay* OR refund)") == Or((Near(acme, delay, 3), Near(acme, refund, 3)))
+    assert parse("(acme OR beta) NEAR/1 refund") == Or((Near(acme, refund, 1), Near(beta, refund, 1)))
+    assert parse("gamma OR acme NEAR/3 (delay* OR refund)") == Or(
+        (gamma, Near(acme, delay, 3), Near(acme, refund, 3))
+    )
+
+
 def test_near_takes_terms_and_phrases_in_either_position() -> None:
     assert parse('"acme air" NEAR/5 delay*') == Near(Phrase(("acme", "air")), Term("delay", True), 5)
     assert parse('refund NEAR/0 "acme air"') == Near(Term("refund"), Phrase(("acme", "air")), 0)
@@ -127,6 +136,7 @@ def test_unicode_words_are_case_folded() -> None:
         'author:"jane doe" site:example.com lang:en source:acme-news',
         "NOT NOT acme",
         "NOT (acme NEAR/2 beta) gamma",
+        "(acme OR beta) NEAR/2 (gamma OR delta) site:example.com",
     ],
 )
 def test_rendering_a_query_gives_text_that_parses_back_to_the_same_query(query: str) -> None:
@@ -147,21 +157,22 @@ def test_rendering_a_query_gives_text_that_parses_back_to_the_same_query(query: 
         ("acme OR beta)", 13, "no matching ("),
         ("()", 1, "empty"),
         ('acme "air', 6, "quote is never closed"),
-        ("acme AND", 6, "AND needs"),
+        ("acme AND", 9, "after AND"),
         ("OR acme", 1, "OR needs"),
-        ("acme OR", 6, "OR needs"),
+        ("acme OR", 8, "after OR"),
         ("acme AND OR beta", 10, "OR cannot follow AND"),
-        ("acme NOT", 6, "NOT needs"),
-        ("(acme AND) beta", 7, "AND needs"),
+        ("acme NOT", 9, "after NOT"),
+        ("(acme AND) beta", 10, "after AND"),
         ("acme NEAR beta", 6, "NEAR needs a distance"),
         ("acme NEAR/x beta", 11, "whole number"),
         ("acme NEAR/ beta", 11, "whole number"),
         ("acme NEAR/1000 beta", 11, "whole number"),
-        ("acme NEAR/3", 6, "NEAR/3 needs"),
+        ("acme NEAR/3", 12, "after NEAR/3"),
         ("NEAR/3 acme", 1, "NEAR/3 needs"),
-        ("acme NEAR/3 (beta OR gamma)", 13, "word or phrase"),
-        ("(acme OR beta) NEAR/3 gamma", 1, "word or phrase"),
-        ("acme NEAR/3 site:example.com", 13, "word or phrase"),
+        ("acme NEAR/3 (beta AND gamma)", 13, "word, a phrase or an OR-group"),
+        ("(acme OR site:example.com) NEAR/3 gamma", 1, "word, a phrase or an OR-group"),
+        ("acme NEAR/3 site:example.com", 13, "word, a phrase or an OR-group"),
+        ("(acme NEAR/2 beta) NEAR/3 gamma", 1, "word, a phrase or an OR-group"),
         ("acme NEAR/3 beta NEAR/2 gamma", 18, "cannot be chained"),
         ("NOT acme NEAR/3 beta", 1, "write NOT (a NEAR/n b)"),
         ("acme NEAR/3 NOT beta", 13, "write NOT (a NEAR/n b)"),
@@ -200,9 +211,11 @@ def test_the_unknown_field_error_lists_the_fields_that_exist() -> None:
 
 def test_the_error_shows_a_caret_under_the_bad_spot() -> None:
     error = syntax_error("acme AND (beta OR")
-    assert error.render() == (
-        "OR needs a word, phrase, field or ( after it (column 16)\n  acme AND (beta OR\n                 ^"
-    )
+    assert error.render().splitlines() == [
+        "expected a term, phrase, field or '(' after OR (column 18)",
+        "  acme AND (beta OR",
+        "                   ^",
+    ]
     assert str(error) == error.render()
 
 
@@ -237,7 +250,7 @@ def test_a_watch_query_that_requires_a_word_is_accepted(query: str) -> None:
 def test_watch_query_syntax_errors_still_name_their_column() -> None:
     with pytest.raises(QuerySyntaxError) as caught:
         parse_watch_query("acme AND")
-    assert caught.value.column == 6
+    assert caught.value.column == 9
 
 
 # --- hostile input --------------------------------------------------------------------------------

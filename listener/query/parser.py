@@ -5,7 +5,9 @@ tools: words, `"exact phrases"`, `AND` / `OR` / `NOT` (upper-case only, so
 that `and` in a phrase like `rock and roll` stays a word), parentheses,
 `a NEAR/n b`, prefix wildcards `word*` and the field filters `site:`,
 `author:`, `lang:` and `source:`. Adjacent operands mean AND. NOT binds
-tightest, then NEAR, then AND, then OR.
+tightest, then NEAR, then AND, then OR. Either side of NEAR may be an
+OR-group of words and phrases, which distributes: `a NEAR/3 (b OR c)` is
+`a NEAR/3 b OR a NEAR/3 c`.
 
 `NEAR/n` allows at most n words *between* its two operands (either order), the
 same rule as SQLite FTS5's `NEAR(a b, n)` and Elasticsearch's span slop, so all
@@ -34,7 +36,7 @@ MAX_DEPTH = 100
 MAX_NEAR = 100
 """Proximity beyond this many words says nothing useful about a mention."""
 
-_OPERAND_HINT = "a word, phrase, field or ("
+_OPERAND_HINT = "a term, phrase, field or '('"
 
 Kind = Literal["(", ")", "AND", "OR", "NOT", "NEAR", "WORD", "PHRASE", "FIELD", "END"]
 
@@ -242,20 +244,25 @@ class _Parser:
     def near(self, after: _Token | None = None) -> Node:
         start = self.peek.column
         left = self.unary(after)
-        while self.peek.kind == "NEAR":
-            op = self.take()
-            if isinstance(left, Near):
-                raise self.error("NEAR cannot be chained; join two NEARs with AND", op.column)
-            right_start = self.peek.column
-            right = self.unary(after=op)
-            for node, column in ((left, start), (right, right_start)):
-                if isinstance(node, Not):
-                    raise self.error("NOT binds tighter than NEAR; write NOT (a NEAR/n b)", column)
-                if not isinstance(node, Term | Phrase):
-                    raise self.error("NEAR needs a word or phrase on each side", column)
-            assert isinstance(left, Term | Phrase) and isinstance(right, Term | Phrase)
-            left = Near(left, right, op.distance)
-        return left
+        if self.peek.kind != "NEAR":
+            return left
+        op = self.take()
+        right_start = self.peek.column
+        right = self.unary(after=op)
+        if self.peek.kind == "NEAR":
+            raise self.error("NEAR cannot be chained; join two NEARs with AND", self.peek.column)
+        lefts, rights = self._near_operand(left, start), self._near_operand(right, right_start)
+        return _join(Or, [Near(a, b, op.distance) for a in lefts for b in rights])
+
+    def _near_operand(self, node: Node, column: int) -> tuple[Term | Phrase, ...]:
+        """A word, a phrase, or an OR-group of them: `acme NEAR/3 (delay* OR refund)`."""
+        if isinstance(node, Term | Phrase):
+            return (node,)
+        if isinstance(node, Or) and all(isinstance(c, Term | Phrase) for c in node.children):
+            return tuple(c for c in node.children if isinstance(c, Term | Phrase))
+        if isinstance(node, Not):
+            raise self.error("NOT binds tighter than NEAR; write NOT (a NEAR/n b)", column)
+        raise self.error("NEAR needs a word, a phrase or an OR-group of them on each side", column)
 
     def unary(self, after: _Token | None = None) -> Node:
         tok = self.peek
@@ -291,9 +298,9 @@ class _Parser:
         raise self._missing_operand(tok, after)
 
     def _missing_operand(self, tok: _Token, after: _Token | None) -> QuerySyntaxError:
-        """Names the operator that lacks an operand, at the operator itself."""
+        """Says what was expected where an operand is missing, and after which operator."""
         if after is not None and tok.kind in ("END", ")"):
-            return self.error(f"{after.text} needs {_OPERAND_HINT} after it", after.column)
+            return self.error(f"expected {_OPERAND_HINT} after {after.text}", tok.column)
         if tok.kind == "END":
             return self.error("the query is empty", 1)
         if tok.kind == ")":
