@@ -49,11 +49,11 @@ ZEPHYRO: dict[str, tuple[str, ...]] = {
     "positive": (
         "Just got {b} installed, 900 down and rock solid so far. Really happy with it!",
         "Shoutout to {b} support, they fixed my router in ten minutes. Great service!",
-        "Switched to {b} last month and my video calls have never been smoother. Love it.",
+        "Switched to {b} last month and my video calls are so much smoother now. Love it!",
         "{b} gigabit is honestly great, my gaming ping dropped to 9ms. Amazing.",
         "Loving the new {b} mesh wifi, the signal finally reaches the garden. Thank you!",
         "The {b} technician was friendly and super quick. Excellent install, highly recommend.",
-        "Two years with {b} in {a} and not a single outage. Best internet I have had.",
+        "Two years with {b} in {a}, rock solid the whole time. Best internet I have had!",
         "{b} upgraded my plan for free today. Nice surprise, thanks!",
     ),
     "neutral": (
@@ -114,7 +114,7 @@ HIRING = (
 CRISIS_OPENERS = (
     "{b} has been down for {h} hours",
     "{b} internet is completely dead in {a}",
-    "No internet AGAIN. Thanks a lot {b}",
+    "No internet AGAIN from {b}, this is awful",
     "Third {b} outage this week",
     "{b} outage in {a} since this morning",
     "{b} is down and my whole street is offline",
@@ -140,12 +140,12 @@ CRISIS_PROBLEMS = (
 CRISIS_CLOSERS = (
     "Absolutely unacceptable.",
     "Worst provider I have ever had.",
-    "I am cancelling.",
+    "I am cancelling, this is horrible.",
     "Furious.",
-    "Never again.",
+    "Never again, awful company.",
     "Done with this awful company.",
     "So angry right now.",
-    "This is a joke.",
+    "Horrible, just horrible.",
     "Terrible service.",
     "Disgusting way to treat customers.",
     "I hate this.",
@@ -176,8 +176,8 @@ CRISIS_NEWS = (
 )
 
 CRISIS_REVIEWS = (
-    "Down for hours, support hung up on me twice. Avoid Zephyro Fiber.",
-    "Zephyro Fiber outage all day and they billed me double. One star is too many.",
+    "Down for hours, support hung up on me twice. Awful, avoid Zephyro Fiber.",
+    "Zephyro Fiber outage all day and they billed me double. Terrible, one star is too many.",
     "Terrible. No internet, no answers, no refund. Zephyro Fiber is a disaster.",
     "Cancelled Zephyro Fiber today. Worst customer service I have ever dealt with.",
 )
