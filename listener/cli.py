@@ -104,7 +104,11 @@ def demo(until_alert: bool, timeout: str, data_dir: Path, seed: int) -> None:
 
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.WARNING))
     code = run_demo(
-        until_alert=until_alert, timeout=parse_duration(timeout), data_dir=data_dir, seed=seed, echo=click.echo
+        until_alert=until_alert,
+        timeout=parse_duration(timeout),
+        data_dir=data_dir,
+        seed=seed,
+        echo=click.echo,
     )
     raise SystemExit(code)
 
@@ -145,8 +149,13 @@ def search(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     request = SearchRequest(
-        query=node, brand=brand, sentiment=sentiment, source=source, since=start,
-        order=order, limit=limit,  # type: ignore[arg-type]
+        query=node,
+        brand=brand,
+        sentiment=sentiment,
+        source=source,
+        since=start,
+        order=order,
+        limit=limit,  # type: ignore[arg-type]
     )
     store = open_store(cfg)
     try:
@@ -167,7 +176,9 @@ def search(
         m = hit.mention
         when = m.published.strftime("%Y-%m-%d %H:%M")
         who = terminal_safe(m.author or "?", 40)
-        click.echo(f"\n{when}  {m.sentiment.label.value:<8}  {terminal_safe(m.brand, 40)}  {who}  {m.site or ''}")
+        click.echo(
+            f"\n{when}  {m.sentiment.label.value:<8}  {terminal_safe(m.brand, 40)}  {who}  {m.site or ''}"
+        )
         click.echo(f"  {terminal_safe(hit.snippet or m.text, 300)}")
         if m.url:
             click.echo(f"  {terminal_safe(m.url, 300)}")

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -141,24 +142,25 @@ class AlertRule(_Section):
     resolve_ratio: float = Field(default=1.5, gt=0.0, description="spike ends below ratio x expected")
 
 
+def _valid_watch_query(query: str) -> str:
+    from listener.query.parser import parse_watch_query
+
+    try:
+        parse_watch_query(query)
+    except QuerySyntaxError as exc:
+        raise ValueError(exc.render()) from None
+    return query
+
+
+WatchQuery = Annotated[str, AfterValidator(_valid_watch_query)]
+
+
 class BrandConfig(_Section):
     name: str = Field(min_length=1)
-    queries: list[str] = Field(min_length=1)
+    queries: list[WatchQuery] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)
     alert: AlertRule = AlertRule()
     slack_channel: str | None = None
-
-    @field_validator("queries")
-    @classmethod
-    def _parse(cls, value: list[str]) -> list[str]:
-        from listener.query.parser import parse_watch_query
-
-        for query in value:
-            try:
-                parse_watch_query(query)
-            except QuerySyntaxError as exc:
-                raise ValueError(exc.render()) from None
-        return value
 
 
 class ClassifierConfig(_Section):

@@ -27,4 +27,3 @@ def terminal_safe(text: str, limit: int | None = None) -> str:
     if limit is not None and len(safe) > limit:
         safe = safe[: max(0, limit - 1)] + "…"
     return safe
-

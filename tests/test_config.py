@@ -68,7 +68,9 @@ def test_a_complete_watch_file_loads_with_secrets_from_the_environment(tmp_path,
 def test_a_missing_secret_names_the_variable_and_the_line(tmp_path, monkeypatch):
     monkeypatch.delenv("TEST_SLACK_TOKEN", raising=False)
     found = problems(tmp_path, GOOD)
-    assert found == [f"{tmp_path / 'watch.yaml'}:4: slack.bot_token: environment variable TEST_SLACK_TOKEN is not set"]
+    assert found == [
+        f"{tmp_path / 'watch.yaml'}:4: slack.bot_token: environment variable TEST_SLACK_TOKEN is not set"
+    ]
 
 
 def test_a_bad_watch_query_points_at_its_line_and_column(tmp_path, monkeypatch):

@@ -35,8 +35,16 @@ def test_the_demo_raises_an_alert_and_the_crisis_is_searchable(tmp_path: Path) -
     print(f"demo time to first alert, wall clock incl. interpreter start: {elapsed:.1f}s")
 
     found = listener(
-        "search", "-c", str(data / "watch.yaml"), "zephyro", "--sentiment", "negative", "--json",
-        "--limit", "50", timeout=60,
+        "search",
+        "-c",
+        str(data / "watch.yaml"),
+        "zephyro",
+        "--sentiment",
+        "negative",
+        "--json",
+        "--limit",
+        "50",
+        timeout=60,
     )
     assert found.returncode == 0, found.stderr
     rows = [json.loads(line) for line in found.stdout.splitlines()]

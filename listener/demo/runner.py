@@ -65,7 +65,8 @@ def run_demo(*, until_alert: bool, timeout: float, data_dir: Path, seed: int, ec
         stop.set()
         monitor.join()
         monitor.close()
-    echo(f"\nSearch what was indexed:\n  listener search -c {config_path} 'outage OR down' --sentiment negative")
+    echo("\nSearch what was indexed:")
+    echo(f"  listener search -c {config_path} 'outage OR down' --sentiment negative")
     return code
 
 
