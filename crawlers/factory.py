@@ -1,0 +1,78 @@
+"""Build the sources named in `watch.yaml`, each once, however many brands list it.
+
+Brands share sources: the same news feed may be listed under two brands, and it
+must be fetched once (the matcher fans documents out to brands afterwards). A
+name that means two different things is a configuration error, caught at start-up.
+
+Source kinds register a builder for their config type with `register_source`
+instead of being listed in a central table here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from crawlers.feed import FeedSource
+from crawlers.source import Source
+from crawlers.spider_source import SpiderSource
+from crawlers.state import FetchState
+from listener.config import Config, FeedSourceConfig, Limits, SpiderSourceConfig
+from listener.errors import ConfigError
+
+__all__ = ["brands_by_source", "build_sources", "register_source"]
+
+Builder = Callable[[Any, Limits, FetchState], Source]
+_B = TypeVar("_B", bound=Builder)
+_BUILDERS: dict[type[Any], Builder] = {}
+
+
+def register_source(config_type: type[Any]) -> Callable[[_B], _B]:
+    """Teach `build_sources` to build sources from `config_type` sections."""
+
+    def decorate(builder: _B) -> _B:
+        _BUILDERS[config_type] = builder
+        return builder
+
+    return decorate
+
+
+register_source(FeedSourceConfig)(FeedSource.from_config)
+register_source(SpiderSourceConfig)(SpiderSource.from_config)
+
+
+def build_sources(config: Config, state: FetchState) -> list[Source]:
+    """One source per distinct name, in the order they first appear."""
+    chosen: dict[str, tuple[str, Any]] = {}
+    problems: list[str] = []
+    for brand in config.brands:
+        for section in brand.sources:
+            earlier = chosen.get(section.name)
+            if earlier is None:
+                chosen[section.name] = (brand.name, section)
+            elif earlier[1] != section:
+                problems.append(
+                    f"sources: {section.name!r} is defined differently under brands "
+                    f"{earlier[0]!r} and {brand.name!r}; give them different names or the same settings"
+                )
+    if problems:
+        raise ConfigError(problems)
+    return [_build(section, config.limits, state) for _, section in chosen.values()]
+
+
+def brands_by_source(config: Config) -> dict[str, list[str]]:
+    """Which brands listed each source (for `source:` filters and reports)."""
+    out: dict[str, list[str]] = {}
+    for brand in config.brands:
+        for section in brand.sources:
+            names = out.setdefault(section.name, [])
+            if brand.name not in names:
+                names.append(brand.name)
+    return out
+
+
+def _build(section: Any, limits: Limits, state: FetchState) -> Source:
+    builder = _BUILDERS.get(type(section))
+    if builder is None:
+        raise ConfigError([f"sources: no source kind is registered for {type(section).__name__}"])
+    return builder(section, limits, state)
