@@ -108,6 +108,13 @@ def test_the_crisis_is_overwhelmingly_negative_compared_with_history(world: Worl
     assert peak > 100 * history_rate, f"peak {peak}/min against a baseline of {history_rate:.2f}/min"
 
 
+def test_the_storm_is_loud_from_its_first_seconds(world: World) -> None:
+    """Spikes are counted in whole minutes; the first minute the storm touches should be enough to fire."""
+    start, _ = world.crisis_window
+    opening = [i for i in world.between(start, start + 15) if i.topic == "zephyro" and i.tone == "negative"]
+    assert len(opening) >= 8, "the demo rule's min_count is 8"
+
+
 def test_complaints_are_assembled_from_parts_not_repeated(world: World) -> None:
     complaints = [i.text for i in world.items if i.phase == "crisis" and i.tone == "negative"]
     assert len(set(complaints)) > 0.8 * len(complaints)

@@ -7,9 +7,11 @@ timeline anchored at the demo's start `t0` (wall clock, UTC):
   minute with a normal mix of tone. All of it is visible at once (a backfill),
   but publication times are spread out, so it teaches the baseline instead of
   looking like a spike.
-* **calm**: the first ~45 s after `t0`, a few ordinary posts.
-* **crisis**: from `t0 + 45 s`, an outage and double-billing storm that
-  builds to several clearly negative posts per second, then tapers off.
+* **calm**: the first 30 s after `t0`, a few ordinary posts.
+* **crisis**: from `t0 + 30 s`, an outage and double-billing storm that
+  jumps to several clearly negative posts per second, then tapers off. It
+  starts steep on purpose: the detector counts whole one-minute buckets, and
+  the first bucket the storm touches should already be enough to fire.
 * **recovery**: a trickle of "it's back" posts until `t0 + 15 min`.
 
 Nothing is copied from anywhere: texts are assembled from the phrase banks in
@@ -53,7 +55,7 @@ Phase = Literal["history", "calm", "crisis", "recovery"]
 
 CHANNELS: tuple[Channel, ...] = ("social", "news", "forum", "reviews")
 
-CRISIS_START = 45
+CRISIS_START = 30
 """Seconds after `t0` when the outage posts begin."""
 CRISIS_END = 320
 """Seconds after `t0` when the storm has died down."""
@@ -61,7 +63,7 @@ HORIZON = 900
 """Seconds after `t0` after which nothing more is published."""
 
 # (start, end, posts per second) of the crisis, in seconds after t0.
-_CRISIS_RATES = ((45, 75, 0.7), (75, 120, 2.0), (120, 200, 3.0), (200, 260, 1.5), (260, CRISIS_END, 0.5))
+_CRISIS_RATES = ((CRISIS_START, 45, 2.0), (45, 200, 3.0), (200, 260, 1.5), (260, CRISIS_END, 0.5))
 
 
 @dataclass(frozen=True, slots=True)
