@@ -41,6 +41,9 @@ class DetectStage:
 
     name = "detect"
     input_topic = "mentions.scored"
+    # Seconds between empty `handle([])` calls from the runner, so that a spike on a
+    # brand that has gone quiet still resolves.
+    idle_tick = 15.0
 
     def __init__(
         self,

@@ -55,7 +55,6 @@ class Monitor:
     config: Config
     classifier_factory: Callable[[], Classifier]
     notifiers: Sequence[Notifier] = ()
-    clock: Callable[[], float] = time.time
     poll_timeout: float = 0.5
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
 
@@ -83,7 +82,6 @@ class Monitor:
                 rules={b.name: b.alert for b in self.config.brands},
                 channels={b.name: b.slack_channel for b in self.config.brands},
                 state_path=self.config.data_dir / "detector.db",
-                clock=self.clock,
             ),
             NotifyStage(notifiers),
         ]

@@ -183,6 +183,7 @@ class StageRunner:
         self.sleep = sleep
         self.stats = RunnerStats(stage.name)
         self._consumer: Consumer | None = None
+        self._last_tick = float("-inf")
 
     @property
     def consumer(self) -> Consumer:
@@ -202,6 +203,7 @@ class StageRunner:
         """Process at most one batch; return how many messages were consumed (0 if idle)."""
         messages = self.consumer.poll(self.batch_size, self.poll_timeout if timeout is None else timeout)
         if not messages:
+            self._tick_if_idle()
             return 0
         started = self.clock()
         try:
@@ -215,6 +217,23 @@ class StageRunner:
         self.stats.last_offset = messages[-1].offset
         self.stats.last_batch_latency = self.clock() - started
         return len(messages)
+
+    def _tick_if_idle(self) -> None:
+        """Give time-driven stages (a detector closing a quiet spike) a turn when nothing arrives.
+
+        A stage opts in with an `idle_tick` attribute: the seconds between empty
+        `handle([])` calls. A failing tick is logged and retried at the next one.
+        """
+        interval = getattr(self.stage, "idle_tick", None)
+        now = self.clock()
+        if interval is None or now - self._last_tick < interval:
+            return
+        self._last_tick = now
+        try:
+            self._publish([(o.topic, o.key, encode(o.record)) for o in _outputs(self.stage.handle([]))])
+        except Exception as exc:
+            self.stats.errors += 1
+            log.warning("stage %s: idle tick failed: %s", self.stage.name, exc)
 
     def _process(self, messages: list[Message]) -> None:
         dead: list[DeadLetter] = []

@@ -340,3 +340,44 @@ def test_a_dead_letter_envelope_round_trips_and_refuses_other_json() -> None:
     assert DeadLetter.from_bytes(letter.to_bytes()) == letter
     with pytest.raises(ValueError, match="dead letter"):
         DeadLetter.from_bytes(encode(doc(1)))
+
+
+class _TickingStage:
+    """A time-driven stage: emits one record per idle tick."""
+
+    name = "ticker"
+    input_topic = "in"
+    idle_tick = 5.0
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def handle(self, records):
+        if records:
+            return []
+        self.ticks += 1
+        doc = Document(
+            id=f"tick-{self.ticks}",
+            source="clock",
+            source_type="test",
+            text="tick",
+            published=datetime(2026, 1, 1, tzinfo=UTC),
+            fetched=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        return [Output("out", "clock", doc)]
+
+
+def test_a_time_driven_stage_gets_idle_ticks_at_its_interval(tmp_path) -> None:
+    now = [1000.0]
+    with EmbeddedBus(tmp_path / "bus.db") as bus:
+        stage = _TickingStage()
+        runner = StageRunner(bus, stage, poll_timeout=0.0, clock=lambda: now[0])
+        runner.run_once()
+        runner.run_once()  # same instant: no second tick
+        now[0] += 5.0
+        runner.run_once()
+        assert stage.ticks == 2
+        assert [decode(m.value).id for m in bus.consumer("out", "check").poll(10, 0.0)] == [
+            "tick-1",
+            "tick-2",
+        ]
