@@ -17,7 +17,7 @@ __all__ = ["DEMO_QUERIES", "write_demo_config"]
 DEMO_QUERIES: dict[str, tuple[str, ...]] = {
     "Zephyro Fiber": (
         '("zephyro fiber" OR zephyro OR zephyrofiber OR zephyrodown) NOT (hiring OR "job opening")',
-        "(zephyro NEAR/4 outage) OR (zephyro NEAR/4 down) OR (zephyro NEAR/4 billing)",
+        "zephyro NEAR/4 (outage OR down OR billing OR billed)",
     ),
     "Velmora Air": ('"velmora air" OR velmora',),
 }
