@@ -330,3 +330,9 @@ def test_the_demo_config_loads_and_validates(tmp_path: Path) -> None:
     assert {s.type for s in zephyro.sources} == {"feed", "spider"}
     assert config.limits.per_host_delay < 0.1
     assert config.data_dir == tmp_path / "data"
+
+
+def test_a_data_dir_with_quotes_and_colons_survives_the_round_trip(tmp_path: Path) -> None:
+    data_dir = tmp_path / 'it\'s: "here" #1'
+    path = write_demo_config(tmp_path / "watch.yaml", "http://127.0.0.1:8123", data_dir)
+    assert yaml.safe_load(path.read_text())["data_dir"] == str(data_dir)

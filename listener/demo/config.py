@@ -3,8 +3,9 @@
 The file is written as commented YAML rather than dumped from a dict: the
 demo is often the first `watch.yaml` a brand team reads, so it doubles as a
 worked example of queries, sources, selectors and an alert rule. Values are
-inserted as JSON strings, which are valid YAML double-quoted scalars, so a
-base URL or path can never break the file's structure.
+inserted as quoted scalars (single-quoted, or JSON strings, which are valid
+YAML double-quoted scalars), so a base URL or path can never break the file's
+structure.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ brands:
 
 
 def _q(value: str) -> str:
+    """A YAML scalar for any string: single quotes read best; JSON escapes everything else."""
+    if value.isprintable() and "'" not in value:
+        return f"'{value}'"
     return json.dumps(value, ensure_ascii=False)
 
 
