@@ -28,7 +28,7 @@ import requests
 
 from crawlers.http import FetchResult, fetch, make_session
 from crawlers.state import FetchState
-from crawlers.text import html_to_text, language_tag, site_of
+from crawlers.text import html_to_text, language_tag, site_of, web_url
 from listener.config import FeedSourceConfig, Limits
 from listener.errors import SourceError
 from listener.records import Document, document_id
@@ -162,7 +162,7 @@ def _entry_document(
     text = _entry_text(entry) or (title or "")
     if not text:
         return None
-    link = entry.get("link") or None
+    link = web_url(entry.get("link"))
     key = entry.get("id") or link or _content_key(title or "", text)
     published = _struct_to_datetime(
         entry.get("published_parsed") or entry.get("updated_parsed") or entry.get("created_parsed")

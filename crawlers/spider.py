@@ -108,7 +108,7 @@ def _hrefs(selection: SelectorList[Selector]) -> list[str]:
             value: str | None = sel.get()
         else:
             value = sel.attrib.get("href") or sel.xpath(".//a/@href").get()
-        if value and value.strip() and not value.strip().startswith(("javascript:", "mailto:", "#")):
+        if value and value.strip() and not value.strip().startswith("#"):
             out.append(value.strip())
     return out
 
@@ -158,14 +158,18 @@ class ConfiguredSpider(scrapy.Spider):
         elif self.selectors.links:
             for href in _hrefs(select(response, self.selectors.links)):
                 url = response.urljoin(href)
+                if not _is_web(url):
+                    continue
                 yield response.follow(
                     url, callback=self.parse_item, priority=1, meta={ITEM_KEY: canonical_url(url)}
                 )
         else:
             yield from self.parse_item(response)
         if self.selectors.next_page:
-            for href in _hrefs(select(response, self.selectors.next_page))[:1]:
-                yield response.follow(href, callback=self.parse_listing)
+            for url in [response.urljoin(h) for h in _hrefs(select(response, self.selectors.next_page))]:
+                if _is_web(url):
+                    yield response.follow(url, callback=self.parse_listing)
+                    break
 
     def parse_item(self, response: Response) -> Iterator[dict[str, Any]]:
         if not isinstance(response, TextResponse):
@@ -184,13 +188,13 @@ class ConfiguredSpider(scrapy.Spider):
         }
 
     def _inline_item(self, response: TextResponse, node: Selector, index: int) -> dict[str, Any]:
-        links = _hrefs(select(node, self.selectors.links)) if self.selectors.links else []
-        links = links or _hrefs(node.xpath(".//a[@href]"))
+        found = _hrefs(select(node, self.selectors.links)) if self.selectors.links else []
+        found = found or _hrefs(node.xpath(".//a[@href]"))
+        links = [url for url in (urljoin(response.url, href) for href in found) if _is_web(url)]
         title = _first(node, self.selectors.title)
         text = "\n".join(_strings(select(node, self.selectors.text)))
         if links:
-            url = urljoin(response.url, links[0])
-            key = canonical_url(url)
+            url, key = links[0], canonical_url(links[0])
         else:
             # No permalink: the page plus what the item says identifies it.
             digest = hashlib.sha256(f"{title}\x1f{text}".encode()).hexdigest()[:16]
@@ -206,6 +210,11 @@ class ConfiguredSpider(scrapy.Spider):
             "text_selector": self.selectors.text,
             "position": index,
         }
+
+
+def _is_web(url: str) -> bool:
+    """Pages may link anywhere (javascript:, mailto:, file:); only http(s) is followed."""
+    return url.lower().startswith(("http://", "https://"))
 
 
 def _content_type(response: Response) -> str:
@@ -252,6 +261,8 @@ def build_settings(
         "RETRY_TIMES": 1,
         "TELNETCONSOLE_ENABLED": False,
         "HTTPCACHE_ENABLED": False,
+        # A hostile page must not make the crawler read local files or other protocols.
+        "DOWNLOAD_HANDLERS": {"file": None, "s3": None, "ftp": None, "data": None},
         "LOG_LEVEL": log_level,
         "DOWNLOADER_MIDDLEWARES": {
             f"{plugins}.SkipSeenMiddleware": 110,

@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["canonical_url", "html_to_text", "language_tag", "parse_date", "site_of"]
+__all__ = ["canonical_url", "html_to_text", "language_tag", "parse_date", "site_of", "web_url"]
 
 _SKIP = frozenset({"script", "style", "noscript", "template", "head", "svg", "iframe", "object"})
 _BLOCK = frozenset(
@@ -97,6 +97,14 @@ def site_of(url: str | None) -> str | None:
     except ValueError:
         return None
     return host.lower() if host else None
+
+
+def web_url(url: str | None) -> str | None:
+    """The URL if it is http(s), else None: a `javascript:` link must never reach a page or Slack."""
+    if not url:
+        return None
+    cleaned = url.strip()
+    return cleaned if cleaned.lower().startswith(("http://", "https://")) else None
 
 
 def canonical_url(url: str) -> str:

@@ -218,8 +218,10 @@ def test_hostile_markup_in_a_title_arrives_as_inert_text(fixture_server, state):
     body = (
         "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><guid>x</guid>"
         "<title>&lt;img src=x onerror=alert(1)&gt;Acme</title><description>ok</description>"
+        "<link>javascript:alert(1)</link>"
         "</item></channel></rss>"
     )
     url = fixture_server.add("/feed", body, content_type=RSS)
     (doc,) = make_source(url, state).poll()
     assert "<img" not in (doc.title or "") and "Acme" in (doc.title or "")
+    assert doc.url is None
