@@ -11,22 +11,43 @@ knows nothing of our fields, so a query is compiled in two layers:
 
 Words are run through the shared tokeniser before quoting, and the index holds
 the tokeniser's output, so the store sees the same words as the stream matcher.
-FTS5's `NEAR(a b, n)` already means "at most n words between, either order",
-which is our `a NEAR/n b`.
+
+`a NEAR/n b` means at most n words between the operands, either order, without
+overlap, and title and body read as one text with a gap between. FTS5's
+`NEAR(a b, n)` lets the operands share words and never looks across columns, so
+NEAR is prefiltered with `a AND b` and decided exactly by `near_matches`, an SQL
+function each store connection registers as `listener_near`.
 """
 
 from __future__ import annotations
 
+import json
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from listener.query.ast import And, Field, Near, Node, Not, Or, Phrase, Term
 from listener.query.tokens import normalise, tokenize
 
-__all__ = ["FTS_TABLE", "Compiled", "Pattern", "compile_query", "field_key", "fts_string"]
+__all__ = [
+    "FTS_TABLE",
+    "NEAR_FUNCTION",
+    "Compiled",
+    "Pattern",
+    "compile_query",
+    "field_key",
+    "fts_string",
+    "near_matches",
+]
 
 FTS_TABLE = "mention_fts"
+NEAR_FUNCTION = "listener_near"
 _IN_FTS = f"m.seq IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
+_IN_NEAR = (
+    f"m.seq IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?"
+    f" AND {NEAR_FUNCTION}({FTS_TABLE}.title, {FTS_TABLE}.body, ?))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +90,15 @@ class _Text:
 
 
 @dataclass(frozen=True, slots=True)
+class _Near:
+    """NEAR: an FTS5 prefilter (both operands present) and the spec `near_matches` decides on."""
+
+    expr: str
+    spec: str
+    pattern: tuple[Pattern, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Pred:
     sql: str
     params: tuple[object, ...]
@@ -89,7 +119,7 @@ class _Not:
     child: _IR
 
 
-_IR = _Const | _Text | _Pred | _And | _Or | _Not
+_IR = _Const | _Text | _Near | _Pred | _And | _Or | _Not
 _TRUE, _FALSE = _Const(True), _Const(False)
 
 
@@ -103,13 +133,11 @@ def field_key(name: str, value: str) -> str:
 
     Case-insensitive everywhere; `author` ignores a leading `@` (social handles)
     and `lang` reads `en_US` as `en-us` so that `lang:en` can match it. Agrees
-    with the stream matcher's rules.
+    with the stream matcher's rules, so a search shows what the watch terms would alert on.
     """
     text = " ".join(normalise(value).split())
     if name == "site":
-        if "://" in text:
-            text = text.split("://", 1)[1].split("/", 1)[0]
-        return text.removeprefix("*.").rstrip(".")
+        return text.rstrip(".")
     if name == "author":
         return text.removeprefix("@")
     if name == "lang":
@@ -136,7 +164,9 @@ def _near(node: Near) -> _IR:
     left, right = _leaf(node.left), _leaf(node.right)
     if not isinstance(left, _Text) or not isinstance(right, _Text):
         return _FALSE
-    return _Text(f"NEAR({left.expr} {right.expr}, {node.distance})", left.pattern + right.pattern)
+    (lp,), (rp,) = left.pattern, right.pattern
+    spec = json.dumps([lp.words, lp.prefix, rp.words, rp.prefix, node.distance])
+    return _Near(f"({left.expr}) AND ({right.expr})", spec, (lp, rp))
 
 
 def _field(node: Field) -> _IR:
@@ -228,6 +258,8 @@ def _to_sql(ir: _IR) -> tuple[str, tuple[object, ...]]:
         return ("1" if ir.value else "0"), ()
     if isinstance(ir, _Pred):
         return ir.sql, ir.params
+    if isinstance(ir, _Near):
+        return _IN_NEAR, (ir.expr, ir.spec)
     if isinstance(ir, _Not):
         sql, params = _to_sql(ir.child)
         return f"NOT ({sql})", params
@@ -238,9 +270,9 @@ def _to_sql(ir: _IR) -> tuple[str, tuple[object, ...]]:
     return f"({sql})", tuple(param for _, ps in parts for param in ps)
 
 
-def _positive_texts(ir: _IR) -> list[_Text]:
+def _positive_texts(ir: _IR) -> list[_Text | _Near]:
     """Text leaves that a matching mention may contain (not under a NOT): for ranking and snippets."""
-    if isinstance(ir, _Text):
+    if isinstance(ir, _Text | _Near):
         return [ir]
     if isinstance(ir, _And | _Or):
         return [text for child in ir.children for text in _positive_texts(child)]
@@ -265,3 +297,41 @@ def compile_query(node: Node | None) -> Compiled:
             return Compiled(match, where, params, rank, highlights)
     where, params = _to_sql(ir)
     return Compiled(None, where, params, rank, highlights)
+
+
+# --- exact NEAR -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _spec(spec: str) -> tuple[Pattern, Pattern, int]:
+    lw, lp, rw, rp, distance = json.loads(spec)
+    return Pattern(tuple(lw), lp), Pattern(tuple(rw), rp), distance
+
+
+def _starts(tokens: Sequence[str], pattern: Pattern) -> list[int]:
+    """Sorted positions where `pattern` begins."""
+    words, last = pattern.words, len(pattern.words) - 1
+    found = []
+    for p in range(len(tokens) - last):
+        if all(tokens[p + k] == words[k] for k in range(last)):
+            tail = tokens[p + last]
+            if tail == words[last] or (pattern.prefix and tail.startswith(words[last])):
+                found.append(p)
+    return found
+
+
+def near_matches(title: str | None, body: str | None, spec: str) -> bool:
+    """Whether the indexed title and body satisfy a compiled NEAR (see the module docstring)."""
+    left, right, n = _spec(spec)
+    tokens = (title or "").split()
+    if tokens:
+        tokens.append("")  # the gap between title and body is one position, as in the matcher
+    tokens.extend((body or "").split())
+    lefts, rights = _starts(tokens, left), _starts(tokens, right)
+    lw, rw = len(left.words), len(right.words)
+    for a in lefts:
+        for lo, hi in ((a + lw, a + lw + n), (a - n - rw, a - rw)):
+            i = bisect_left(rights, lo)
+            if i < len(rights) and rights[i] <= hi:
+                return True
+    return False

@@ -35,7 +35,9 @@ def _words(text: str) -> tuple[list[tuple[int, int]], list[tuple[str, int]]]:
     for match in WORD.finditer(text):
         index = len(spans)
         spans.append(match.span())
-        tokens.extend((token, index) for token in tokenize(match.group()))
+        word = match.group()
+        # ASCII words need neither NFKC nor full case folding; long texts are mostly ASCII.
+        tokens.extend((token, index) for token in ([word.lower()] if word.isascii() else tokenize(word)))
     return spans, tokens
 
 

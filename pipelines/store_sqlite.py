@@ -22,12 +22,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from listener.errors import StoreError
 from listener.query.tokens import normalise, tokenize
 from listener.records import ScoredMention, SentimentLabel, decode, encode
-from pipelines.fts import FTS_TABLE, Compiled, compile_query, field_key
+from pipelines.fts import FTS_TABLE, NEAR_FUNCTION, Compiled, compile_query, field_key, near_matches
 from pipelines.snippets import lead, make_snippet
 from pipelines.store import Bucket, Hit, SearchRequest, SearchResult
 
@@ -77,16 +76,6 @@ def _epoch(moment: datetime) -> int:
     return math.floor(moment.timestamp())
 
 
-def _site(mention: ScoredMention) -> str:
-    host = mention.site
-    if not host and mention.url:
-        try:
-            host = urlsplit(mention.url).hostname
-        except ValueError:
-            host = None
-    return field_key("site", host or "")
-
-
 def _indexed(text: str | None) -> str:
     return " ".join(tokenize(text or ""))
 
@@ -105,7 +94,7 @@ def _row(mention: ScoredMention) -> tuple[object, ...]:
         normalise(mention.brand),
         mention.sentiment.label.value,
         field_key("source", mention.source),
-        _site(mention),
+        field_key("site", mention.site or ""),
         field_key("author", mention.author or ""),
         field_key("lang", mention.language or ""),
         _epoch(mention.published),
@@ -228,6 +217,7 @@ class EmbeddedStore:
                 )
                 conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
                 conn.execute("PRAGMA journal_mode = WAL")
+                conn.create_function(NEAR_FUNCTION, 3, near_matches, deterministic=True)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
             self._connections.append(conn)
@@ -280,14 +270,15 @@ class EmbeddedStore:
         for mention in mentions:
             if not isinstance(mention, ScoredMention):
                 raise TypeError(f"the store keeps ScoredMention records, not {type(mention).__name__}")
-        rows = [(_row(m), _indexed(m.title), _indexed(m.text)) for m in mentions]
+        rows = [(_row(m), m) for m in mentions]
         with self._transaction(True, "upsert") as conn:
-            for row, title, body in rows:
-                self._upsert_one(conn, row, title, body)
+            for row, mention in rows:
+                self._upsert_one(conn, row, mention)
 
     @staticmethod
-    def _upsert_one(conn: sqlite3.Connection, row: tuple[object, ...], title: str, body: str) -> None:
-        found = conn.execute("SELECT seq, digest FROM mentions WHERE id = ?", (row[0],)).fetchone()
+    def _upsert_one(conn: sqlite3.Connection, row: tuple[object, ...], mention: ScoredMention) -> None:
+        """Re-delivered text (same digest) keeps its FTS row; only changed text is re-indexed."""
+        found = conn.execute("SELECT seq, digest FROM mentions WHERE id = ?", (mention.id,)).fetchone()
         if found is None:
             seq = conn.execute(_INSERT, row).lastrowid
         else:
@@ -296,7 +287,10 @@ class EmbeddedStore:
             if digest == row[-2]:
                 return
             conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (seq,))
-        conn.execute(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (?, ?, ?)", (seq, title, body))
+        conn.execute(
+            f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (?, ?, ?)",
+            (seq, _indexed(mention.title), _indexed(mention.text)),
+        )
 
     def delete_older_than(self, cutoff: datetime, *, batch: int = 2000) -> int:
         """Retention by publication time, in short transactions so the writer is never stalled long."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import subprocess
 import sys
@@ -217,9 +218,15 @@ def test_a_text_query_drives_the_search_from_the_index() -> None:
 
 
 def test_a_lone_not_is_compiled_as_a_predicate_not_a_match() -> None:
-    compiled = compile_query(Not(Near(Term("a"), Phrase(("b", "c"), prefix=True), 2)))
+    compiled = compile_query(Not(Phrase(("b", "c"), prefix=True)))
     assert compiled.match is None
-    assert compiled.params == ('NEAR("a" "b c" *, 2)',)
+    assert compiled.where.startswith("NOT") and compiled.params == ('"b c" *',)
+
+
+def test_near_is_prefiltered_by_the_index_and_decided_exactly() -> None:
+    compiled = compile_query(Near(Term("a"), Phrase(("b", "c"), prefix=True), 2))
+    assert "listener_near" in compiled.where
+    assert compiled.params[0] == '("a") AND ("b c" *)'
 
 
 def test_a_negative_near_distance_is_refused() -> None:
@@ -238,6 +245,67 @@ def test_or_with_a_field_is_still_ranked_by_its_words(store: EmbeddedStore) -> N
     hits = store.search(SearchRequest(query=query, order="relevance")).hits
     assert [h.mention.text for h in hits] == ["acme acme", "nothing here"]
     assert hits[0].score > hits[1].score == 0.0
+
+
+def test_near_operands_may_not_share_words(store: EmbeddedStore) -> None:
+    store.upsert(
+        [make_mention("acme alone"), make_mention("acme then acme"), make_mention("big acme x y acme")]
+    )
+    assert found(store, Near(Term("acme"), Term("acme"), 1)) == ["acme then acme"]
+    assert found(store, Near(Phrase(("big", "acme")), Term("acme"), 1)) == []
+    assert found(store, Near(Phrase(("big", "acme")), Term("acme"), 2)) == ["big acme x y acme"]
+
+
+def test_near_reads_title_and_body_as_one_text_with_a_gap(store: EmbeddedStore) -> None:
+    store.upsert([make_mention("recall announced", title="Acme"), make_mention("x recall", title="Acme")])
+    assert found(store, Near(Term("acme"), Term("recall"), 1)) == ["recall announced"]
+
+
+def _random_query(rng: random.Random, depth: int = 0) -> Node:
+    words = ["a", "b", "c", "d", "ab", "abc"]
+
+    def leaf() -> Term | Phrase:
+        if rng.random() < 0.5:
+            return Term(rng.choice(words), prefix=rng.random() < 0.2)
+        return Phrase(tuple(rng.choice(words) for _ in range(rng.randint(2, 3))), prefix=rng.random() < 0.2)
+
+    roll = rng.random()
+    if depth > 2 or roll < 0.35:
+        return leaf()
+    if roll < 0.45:
+        return Near(leaf(), leaf(), rng.randint(0, 3))
+    if roll < 0.55:
+        return rng.choice(
+            [Field("site", "x.com"), Field("lang", "en"), Field("author", "jane"), Field("source", "s1")]
+        )
+    if roll < 0.65:
+        return Not(_random_query(rng, depth + 1))
+    children = tuple(_random_query(rng, depth + 1) for _ in range(rng.randint(2, 3)))
+    return And(children) if roll < 0.85 else Or(children)
+
+
+def test_search_finds_exactly_what_the_stream_matcher_would_alert_on(store: EmbeddedStore) -> None:
+    matcher = pytest.importorskip("listener.query.matcher")
+    rng = random.Random(20240501)
+    words = ["a", "b", "c", "d", "ab", "abc"]
+    mentions = [
+        make_mention(
+            " ".join(rng.choice(words) for _ in range(rng.randint(1, 12))),
+            title=rng.choice([None, "a b", "d", "c abc"]),
+            site=rng.choice(["x.com", "y.x.com", "z.com", None]),
+            language=rng.choice(["en", "en-GB", "fr", None]),
+            author=rng.choice(["Jane", "@jane", "bob", None]),
+            source=rng.choice(["s1", "s2"]),
+        )
+        for _ in range(120)
+    ]
+    store.upsert(mentions)
+    views = {m.id: matcher.prepare_document(m) for m in mentions}
+    for _ in range(300):
+        query = _random_query(rng)
+        expected = {m.id for m in mentions if matcher.evaluate(query, views[m.id])}
+        got = {hit.mention.id for hit in store.search(SearchRequest(query=query, limit=1000)).hits}
+        assert got == expected, query
 
 
 # --- through the parser -----------------------------------------------------------------------
