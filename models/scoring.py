@@ -1,0 +1,60 @@
+"""From per-batch class probabilities to `Sentiment` verdicts, in input order.
+
+Both classifiers share this: blank texts get an explicit `unscored` verdict
+instead of whatever a model guesses for an empty string, text that Python can
+hold but UTF-8 cannot (lone surrogates from hostile JSON) is repaired before
+the tokenizer sees it, and batches are formed by length so padding stays small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from listener.records import Sentiment, SentimentLabel
+from models.batching import length_sorted_batches
+
+__all__ = ["BatchScorer", "clean_text", "score_texts"]
+
+# Takes a batch of non-blank texts, returns an (n, 3) array: negative, neutral, positive.
+BatchScorer = Callable[[list[str]], NDArray[np.floating]]
+
+_ORDER = (SentimentLabel.NEGATIVE, SentimentLabel.NEUTRAL, SentimentLabel.POSITIVE)
+
+
+def clean_text(text: str) -> str:
+    """Replace what the tokenizer cannot encode (lone surrogates, NUL) rather than fail the batch."""
+    repaired = text.encode("utf-8", "replace").decode("utf-8")
+    return repaired.replace("\x00", " ")
+
+
+def score_texts(
+    texts: Sequence[str],
+    scorer: BatchScorer,
+    *,
+    batch_size: int,
+    model_id: str,
+    model_version: str,
+) -> list[Sentiment]:
+    if isinstance(texts, str):
+        raise TypeError("classify() takes a sequence of texts, not a single string")
+    unscored = Sentiment(label=SentimentLabel.UNSCORED, model_id=model_id, model_version=model_version)
+    results: list[Sentiment] = [unscored] * len(texts)
+    positions = [i for i, text in enumerate(texts) if text and text.strip()]
+    cleaned = [clean_text(texts[i]) for i in positions]
+    for batch in length_sorted_batches(cleaned, batch_size):
+        probabilities = np.asarray(scorer([cleaned[j] for j in batch]), dtype=np.float64)
+        if probabilities.shape != (len(batch), 3):
+            raise ValueError(f"scorer returned shape {probabilities.shape} for {len(batch)} texts")
+        for j, row in zip(batch, probabilities, strict=True):
+            results[positions[j]] = Sentiment(
+                label=_ORDER[int(row.argmax())],
+                negative=float(row[0]),
+                neutral=float(row[1]),
+                positive=float(row[2]),
+                model_id=model_id,
+                model_version=model_version,
+            )
+    return results
