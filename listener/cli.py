@@ -154,8 +154,8 @@ def search(
         sentiment=sentiment,
         source=source,
         since=start,
-        order=order,
-        limit=limit,  # type: ignore[arg-type]
+        order="relevance" if order == "relevance" else "newest",
+        limit=limit,
     )
     store = open_store(cfg)
     try:
