@@ -28,7 +28,7 @@ from listener.query.tokens import normalise, tokenize
 from listener.records import ScoredMention, SentimentLabel, decode, encode
 from pipelines.fts import FTS_TABLE, NEAR_FUNCTION, Compiled, compile_query, field_key, near_matches
 from pipelines.snippets import lead, make_snippet
-from pipelines.store import Bucket, Hit, SearchRequest, SearchResult
+from pipelines.store import Bucket, Hit, MentionStore, SearchRequest, SearchResult
 
 if TYPE_CHECKING:
     from listener.config import Config
@@ -158,6 +158,9 @@ class _Plan:
         self.compiled = compiled
 
     def count_sql(self) -> tuple[str, tuple[object, ...]]:
+        if self.params == (self.compiled.match,):
+            # Words alone: the index can count without visiting a single mention row.
+            return f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", self.params
         return f"SELECT count(*) {self.source} WHERE {self.where}", self.params
 
     def page_sql(self, request: SearchRequest) -> tuple[str, tuple[object, ...]]:
@@ -375,3 +378,9 @@ def _snippet(mention: ScoredMention, compiled: Compiled) -> str:
         if found is not None:
             return found
     return lead(mention.text)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: EmbeddedStore) -> MentionStore:
+        return store
