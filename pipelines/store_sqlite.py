@@ -247,6 +247,11 @@ class EmbeddedStore:
                 raise StoreError(f"{what} failed in {self.path}: {exc}") from exc
 
     def _migrate(self) -> None:
+        """Create the schema once; a reader opening a ready file takes no write lock."""
+        with self._transaction(False, "opening the store") as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
         with self._transaction(True, "creating the schema") as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:

@@ -147,6 +147,19 @@ def test_readers_in_other_threads_never_see_a_half_written_batch(store: Embedded
     assert store.search(SearchRequest(query=Term("batch"))).total == 1000
 
 
+def test_a_reader_opens_and_searches_while_a_writer_holds_the_lock(store: EmbeddedStore, path: Path) -> None:
+    store.upsert([make_mention("acme before")])
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("DELETE FROM mentions")
+        with EmbeddedStore(path, busy_timeout_s=0.5) as reader:
+            assert found(reader, Term("acme")) == ["acme before"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_the_file_is_in_wal_mode(store: EmbeddedStore, path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
