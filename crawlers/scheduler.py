@@ -139,6 +139,11 @@ class Scheduler:
                 stop.wait(timeout)
 
     def close(self) -> None:
+        """Stop polls in flight (sources that can, e.g. spider subprocesses) and the pool."""
+        for source in self.sources.values():
+            stop_source = getattr(source, "close", None)
+            if callable(stop_source):
+                stop_source()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Scheduler:

@@ -64,6 +64,8 @@ class SpiderSource:
         self.crawl_timeout = crawl_timeout or default_crawl_timeout(config, limits)
         self.log_level = log_level
         self.last_summary: dict[str, Any] = {}
+        self._proc: subprocess.Popen[str] | None = None
+        self._closed = False
 
     @classmethod
     def from_config(cls, config: SpiderSourceConfig, limits: Limits, state: FetchState) -> SpiderSource:
@@ -90,6 +92,13 @@ class SpiderSource:
         """Mark published documents seen; see the module docstring."""
         self.state.mark_seen(self.name, [doc.id for doc in documents])
 
+    def close(self) -> None:
+        """Stop a crawl in progress (its items are fetched again next time: nothing was committed)."""
+        self._closed = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+
     def job(self) -> dict[str, Any]:
         return {
             "source": self.config.model_dump(mode="json"),
@@ -101,27 +110,36 @@ class SpiderSource:
 
     def _crawl(self) -> list[str]:
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "crawlers.spider_runner"],
-                input=json.dumps(self.job()),
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
                 errors="replace",
-                timeout=self.crawl_timeout + _GRACE,
                 env=_child_env(),
             )
+        except OSError as exc:
+            raise SourceError(f"spider {self.name!r}: cannot start the crawler: {exc}") from None
+        self._proc = proc
+        try:
+            stdout, stderr = proc.communicate(json.dumps(self.job()), timeout=self.crawl_timeout + _GRACE)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             raise SourceError(
                 f"spider {self.name!r}: crawl killed after {self.crawl_timeout + _GRACE:g}s"
             ) from None
-        except OSError as exc:
-            raise SourceError(f"spider {self.name!r}: cannot start the crawler: {exc}") from None
-        self.last_summary = self._relay_log(proc.stderr)
+        finally:
+            self._proc = None
+        if self._closed:
+            raise SourceError(f"spider {self.name!r}: crawl stopped because Listener is shutting down")
+        self.last_summary = self._relay_log(stderr)
         if proc.returncode != 0:
-            reason = self.last_summary.get("reason") or _tail(proc.stderr)
+            reason = self.last_summary.get("reason") or _tail(stderr)
             raise SourceError(f"spider {self.name!r}: crawl failed (exit {proc.returncode}): {reason}")
-        return proc.stdout.splitlines()
+        return stdout.splitlines()
 
     def _relay_log(self, stderr: str) -> dict[str, Any]:
         summary: dict[str, Any] = {}

@@ -100,11 +100,13 @@ class Monitor:
             self._threads.append(thread)
 
     def join(self, timeout: float = 10.0) -> None:
+        self.scheduler.close()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
+        self.scheduler.close()
         self.bus.close()
         self.store.close()
 

@@ -255,3 +255,31 @@ def test_an_invalid_selector_fails_at_start_up_naming_the_field():
     )
     with pytest.raises(ConfigError, match=r"selectors\.text: 'p\[\[\['"):
         validate_selectors(config)
+
+
+@pytest.mark.slow
+def test_shutting_down_stops_a_crawl_in_progress_and_commits_nothing(tmp_path):
+    import threading
+    import time
+
+    with FixtureServer() as server, FetchState(tmp_path / "s.sqlite3") as state:
+        server.add("/robots.txt", "", content_type="text/plain")
+        server.add("/slow/", "<ul><li>never</li></ul>", delay=30.0)
+        source = SpiderSource(spider_config(server, start_urls=[server.url("/slow/")]), FAST, state)
+        outcome: list[BaseException] = []
+
+        def crawl() -> None:
+            try:
+                list(source.poll())
+            except SourceError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=crawl)
+        worker.start()
+        time.sleep(2.0)
+        started = time.monotonic()
+        source.close()
+        worker.join(10)
+        assert not worker.is_alive()
+        assert time.monotonic() - started < 10
+        assert outcome and "shutting down" in str(outcome[0])

@@ -99,7 +99,14 @@ def _watch(
 
 
 def _progress(monitor: Monitor, started: float) -> str:
-    parts = [f"[{time.monotonic() - started:4.0f}s]"]
-    for runner in monitor.runners:
-        parts.append(f"{runner.stage.name} {runner.stats.messages_in}")
-    return "  ".join(parts)
+    stats = {runner.stage.name: runner.stats.snapshot() for runner in monitor.runners}
+
+    def count(stage: str, field: str) -> int:
+        snapshot = stats.get(stage)
+        return int(getattr(snapshot, field)) if snapshot is not None else 0
+
+    return (
+        f"[{time.monotonic() - started:4.0f}s] documents {count('match', 'messages_in')}"
+        f" -> mentions {count('match', 'messages_out')} -> scored {count('classify', 'messages_out')}"
+        f" -> indexed {count('index', 'messages_in')}; alerts {count('detect', 'messages_out')}"
+    )
