@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alerts.console import ConsoleNotifier
@@ -32,6 +33,9 @@ from pipelines.store_sqlite import EmbeddedStore
 __all__ = ["Monitor", "open_store"]
 
 log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL = 3600.0
+SEEN_MEMORY = 30 * 86400.0
 
 
 def open_store(config: Config) -> EmbeddedStore:
@@ -92,12 +96,33 @@ class Monitor:
         ]
         targets: list[tuple[str, Callable[[], None]]] = [
             ("sources", lambda: self.scheduler.run_forever(stop)),
+            ("housekeeping", lambda: self._housekeeping_loop(stop)),
             *((f"stage-{r.stage.name}", _runner_loop(r, stop)) for r in self.runners),
         ]
         for name, target in targets:
             thread = threading.Thread(target=_guard(name, target, stop), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def housekeeping(self) -> None:
+        """Retention: old mentions leave the index, consumed messages the bus, old ids the seen-list."""
+        now = time.time()
+        cutoff = datetime.fromtimestamp(now - self.config.store.retention, UTC)
+        deleted = self.store.delete_older_than(cutoff)
+        trimmed = sum(self.bus.trim_all(max_age=self.config.bus.retention).values())
+        # Feeds rarely re-list items older than a month; one that does becomes an idempotent upsert.
+        pruned = self.fetch_state.prune_seen(now - max(self.config.bus.retention, SEEN_MEMORY))
+        log.info(
+            "housekeeping: %d mentions expired, %d bus messages trimmed, %d seen ids pruned",
+            deleted,
+            trimmed,
+            pruned,
+        )
+
+    def _housekeeping_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.housekeeping()
+            stop.wait(HOUSEKEEPING_INTERVAL)
 
     def join(self, timeout: float = 10.0) -> None:
         self.scheduler.close()

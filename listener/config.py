@@ -173,6 +173,7 @@ class ClassifierConfig(_Section):
 
 class BusConfig(_Section):
     engine: Literal["embedded"] = "embedded"
+    retention: Duration = Field(default=7 * 86400.0, gt=0, description="committed messages kept for replay")
 
 
 class StoreConfig(_Section):
