@@ -45,6 +45,9 @@ def bundled_model_dir() -> Path:
 
 def _load(model_dir: Path, device: torch.device) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a service's log is no place for progress bars
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)

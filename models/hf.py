@@ -86,6 +86,9 @@ def _fingerprint(model_dir: Path) -> str:
 
 def _load(name: str) -> tuple[Any, Any, str]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a service's log is no place for progress bars
 
     local = _looks_like_path(name)
     source = str(Path(name).expanduser()) if local else name
