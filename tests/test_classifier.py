@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from listener.config import ClassifierConfig
@@ -158,7 +159,9 @@ def test_a_bare_string_is_refused_rather_than_scored_letter_by_letter() -> None:
     from models.scoring import score_texts
 
     with pytest.raises(TypeError, match="sequence of texts"):
-        score_texts("oops", lambda batch: [], batch_size=4, model_id="m", model_version="v")
+        score_texts(
+            "oops", lambda batch: np.zeros((len(batch), 3)), batch_size=4, model_id="m", model_version="v"
+        )
 
 
 def test_the_shipped_head_is_small_and_records_its_test_figures() -> None:
@@ -198,7 +201,6 @@ def tiny_model_dir(path: Path, id2label: dict[int, str]) -> Path:
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=512,
-        num_labels=len(id2label),
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
     )
