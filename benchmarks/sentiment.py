@@ -27,7 +27,12 @@ from listener.records import SentimentLabel
 from models.evaluation import Scores, read_split, score
 from models.minilm import MiniLMClassifier
 
-DEFAULT_DATA = Path(os.environ.get("LISTENER_TWEETEVAL", "/work/shared/datasets/tweeteval-sentiment"))
+DEFAULT_DATA = Path(
+    os.environ.get(
+        "LISTENER_TWEETEVAL",
+        Path(__file__).resolve().parents[2] / "shared" / "datasets" / "tweeteval-sentiment",
+    )
+)
 LABEL_INDEX = {SentimentLabel.NEGATIVE: 0, SentimentLabel.NEUTRAL: 1, SentimentLabel.POSITIVE: 2}
 
 
