@@ -34,7 +34,9 @@ __all__ = [
     "BusConfig",
     "ClassifierConfig",
     "Config",
+    "ElasticsearchConfig",
     "FeedSourceConfig",
+    "KafkaConfig",
     "Limits",
     "SlackConfig",
     "SourceConfig",
@@ -171,13 +173,53 @@ class ClassifierConfig(_Section):
     threads: int | None = Field(default=None, ge=1)
 
 
+class KafkaConfig(_Section):
+    """Where the Kafka bus lives; used when `bus.engine` is `kafka`."""
+
+    bootstrap_servers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"], min_length=1)
+    topic_prefix: str = Field(default="listener.", pattern=r"^[A-Za-z0-9._-]{0,200}$")
+    partitions: int = Field(default=6, ge=1, description="for topics Listener creates")
+    replication_factor: int = Field(default=1, ge=1)
+    max_poll_interval: Duration = Field(default=300.0, gt=0, description="longest batch before a rebalance")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """kafka-python settings for the cluster's security; secrets are unwrapped only here."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism is not None:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.ssl_cafile is not None:
+            options["ssl_cafile"] = str(self.ssl_cafile)
+        return options
+
+
+class ElasticsearchConfig(_Section):
+    """Where the Elasticsearch store lives; used when `store.engine` is `elasticsearch`."""
+
+    url: str = "http://127.0.0.1:9200"
+    api_key: SecretStr | None = None
+    index_prefix: str = Field(default="listener-mentions", pattern=r"^[a-z0-9._-]{1,200}$")
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+
+
 class BusConfig(_Section):
-    engine: Literal["embedded"] = "embedded"
+    engine: Literal["embedded", "kafka"] = "embedded"
+    kafka: KafkaConfig = KafkaConfig()
     retention: Duration = Field(default=7 * 86400.0, gt=0, description="committed messages kept for replay")
 
 
 class StoreConfig(_Section):
-    engine: Literal["embedded"] = "embedded"
+    engine: Literal["embedded", "elasticsearch"] = "embedded"
+    elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
     retention: Duration = 365 * 86400.0
 
 
