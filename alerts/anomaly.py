@@ -1,0 +1,266 @@
+"""A streaming anomaly estimator for one series: seasonal baseline, residual score, likelihood.
+
+One value at a time, no look-ahead. The same class scores negative-mention
+counts per bucket in the product and NAB's generic series in
+`benchmarks/nab.py`, so the benchmark measures what ships.
+
+Why it is built this way:
+
+* Two forecasts compete: a level (an EWMA that follows the recent past) and
+  a seasonal profile (an EWMA per hour-of-day and per hour-of-week slot, so
+  a Monday-morning rush is not news). A value is surprising only if it
+  surprises the forecast that explains it best, so series without a daily
+  rhythm are not punished by a seasonal guess, and rhythmic ones are not
+  flagged every morning.
+* Residuals are scaled by a robust spread (EWMA of absolute error) plus, for
+  counts, the Poisson variance of the forecast: five complaints against an
+  expected one is a spike, five against an expected hundred is noise.
+* The anomaly *likelihood* (as in NAB's HTM detector) compares a short-term
+  mean of the residual score with its long-run distribution, so a detector
+  that is always a little surprised on a noisy series does not fire all day.
+* While the score is high the baselines update with clipped residuals only,
+  so a spike is not learnt as the new normal while it lasts.
+* Hysteresis: once the score crosses `fire`, the series is "open" until it
+  falls below `resolve` for `hold` steps; `onset` reports only the step that
+  opened it, which is what an alert (and NAB) needs.
+* Slow climbs: a slow EWMA of the signed residual accumulates drift that no
+  single step shows.
+
+`to_dict`/`from_dict` make the whole state JSON-able, for restarts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["AnomalyEstimator", "EstimatorParams", "Step"]
+
+Direction = Literal["up", "down", "both"]
+DAY, WEEK = 86400.0, 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class EstimatorParams:
+    """One parameter set; `benchmarks/nab.py` runs every NAB file with these defaults."""
+
+    level_halflife: float = 12.0  # steps
+    season_halflife: float = 4.0  # observations of the same slot
+    spread_halflife: float = 300.0
+    stat_halflife: float = 2000.0
+    short: int = 6  # steps averaged before the likelihood
+    drift_halflife: float = 48.0
+    drift_weight: float = 0.5
+    warmup: int = 100
+    fire: float = 0.9999
+    resolve: float = 0.99
+    hold: int = 150
+    clip: float = 3.0
+    direction: Direction = "both"
+    counts: bool = False
+
+
+@dataclass
+class Step:
+    """What one value meant: its forecast, its surprise, and whether it opened an anomaly."""
+
+    expected: float
+    spread: float
+    z: float
+    score: float
+    onset: bool
+    open: bool
+
+
+def _alpha(halflife: float) -> float:
+    return float(1.0 - 0.5 ** (1.0 / max(halflife, 1e-9)))
+
+
+def _normal_sf(z: float) -> float:
+    return float(0.5 * math.erfc(z / math.sqrt(2.0)))
+
+
+def poisson_z(observed: float, mean: float) -> float:
+    """An exact Poisson tail for small means, expressed as a normal z (count-aware surprise)."""
+    mean = max(mean, 1e-6)
+    if mean >= 30.0 or observed < 0 or observed != int(observed):
+        return (observed - mean) / math.sqrt(mean)
+    k = int(observed)
+    if k <= mean:
+        return (observed - mean) / math.sqrt(mean)
+    # P(X >= k) = 1 - sum_{j<k} e^-m m^j / j!
+    term, cdf = math.exp(-mean), 0.0
+    for j in range(k):
+        cdf += term
+        term *= mean / (j + 1)
+    tail = max(1.0 - cdf, 1e-300)
+    return _inverse_sf(tail)
+
+
+def _inverse_sf(p: float) -> float:
+    """z with P(Z > z) = p, by bisection on erfc: exact enough, and no SciPy on the hot path."""
+    lo, hi = -10.0, 40.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if _normal_sf(mid) > p:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+@dataclass
+class _State:
+    n: int = 0
+    level: float | None = None
+    spread: float = 0.0
+    scale: float = 0.0  # running mean |x|, to floor the spread on flat series
+    hod: dict[int, float] = field(default_factory=dict)
+    how: dict[int, float] = field(default_factory=dict)
+    hod_n: dict[int, int] = field(default_factory=dict)
+    how_n: dict[int, int] = field(default_factory=dict)
+    recent: list[float] = field(default_factory=list)
+    stat_mean: float = 0.0
+    stat_var: float = 1.0
+    drift: float = 0.0
+    open: bool = False
+    quiet: int = 0
+
+
+class AnomalyEstimator:
+    """Feed `(epoch seconds, value)` in time order; read each `Step`."""
+
+    def __init__(self, params: EstimatorParams | None = None, state: dict[str, Any] | None = None) -> None:
+        self.params = params or EstimatorParams()
+        self.s = _State() if state is None else _from_dict(state)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self.s)
+        data["hod"] = {str(k): v for k, v in self.s.hod.items()}
+        data["how"] = {str(k): v for k, v in self.s.how.items()}
+        data["hod_n"] = {str(k): v for k, v in self.s.hod_n.items()}
+        data["how_n"] = {str(k): v for k, v in self.s.how_n.items()}
+        return data
+
+    @property
+    def is_open(self) -> bool:
+        return self.s.open
+
+    @property
+    def warmed(self) -> bool:
+        """Past warm-up: before it the forecast is a guess from too few values to trust."""
+        return self.s.n > self.params.warmup
+
+    def forecast(self, ts: float) -> tuple[float, float]:
+        """The expected value at `ts` and its spread (one standard deviation), before seeing it."""
+        s = self.s
+        level = s.level if s.level is not None else 0.0
+        return self._best(ts, level)[0], self._spread(level)
+
+    def _candidates(self, ts: float, level: float) -> list[float]:
+        s = self.s
+        out = [level]
+        hod, how = int(ts % DAY // 3600), int(ts % WEEK // 3600)
+        if s.hod_n.get(hod, 0) >= 3:
+            out.append(s.hod[hod])
+        if s.how_n.get(how, 0) >= 2:
+            out.append(s.how[how])
+        return out
+
+    def _best(self, ts: float, level: float, value: float | None = None) -> tuple[float, float]:
+        cands = self._candidates(ts, level)
+        if value is None:
+            return cands[-1] if len(cands) > 1 else cands[0], 0.0
+        best = min(cands, key=lambda c: abs(value - c))
+        return best, value - best
+
+    def _spread(self, expected: float) -> float:
+        s, p = self.s, self.params
+        floor = max(0.01 * s.scale, 1e-6)
+        var = (1.25 * s.spread) ** 2 + floor**2
+        if p.counts:
+            var += max(expected, 0.0)
+        return math.sqrt(var)
+
+    def update(self, ts: float, value: float) -> Step:
+        s, p = self.s, self.params
+        if s.level is None:
+            s.level = value
+        expected, resid = self._best(ts, s.level, value)
+        spread = self._spread(expected)
+        z = resid / spread
+        if p.counts and 0 <= expected < 30.0 and resid > 0:
+            # Small counts: an exact Poisson tail, shrunk by the extra spread the series has shown.
+            over = (1.25 * s.spread) ** 2
+            z = poisson_z(value, expected) * math.sqrt(max(expected, 1e-6) / (max(expected, 1e-6) + over))
+        score = self._likelihood(self._directed(z))
+        self._learn(ts, value, expected, spread, z)
+        onset = self._hysteresis(score)
+        return Step(expected=expected, spread=spread, z=z, score=score, onset=onset, open=s.open)
+
+    def _directed(self, z: float) -> float:
+        d = self.params.direction
+        return abs(z) if d == "both" else (max(z, 0.0) if d == "up" else max(-z, 0.0))
+
+    def _likelihood(self, raw: float) -> float:
+        s, p = self.s, self.params
+        s.n += 1
+        s.recent.append(min(raw, 50.0))
+        if len(s.recent) > p.short:
+            del s.recent[0]
+        short = sum(s.recent) / len(s.recent)
+        drift = abs(s.drift) * math.sqrt(p.drift_halflife) * p.drift_weight
+        raw_stat = max(short, drift if p.direction == "both" else self._directed(s.drift) * drift)
+        a = _alpha(p.stat_halflife) if s.n > 1 else 1.0
+        sd = math.sqrt(max(s.stat_var, 1e-4))
+        score = 1.0 - _normal_sf((raw_stat - s.stat_mean) / sd) if s.n > p.warmup else 0.0
+        capped = min(raw_stat, s.stat_mean + 4 * sd) if s.n > p.warmup else raw_stat
+        delta = capped - s.stat_mean
+        s.stat_mean += a * delta
+        s.stat_var = (1 - a) * (s.stat_var + a * delta * delta)
+        return score
+
+    def _learn(self, ts: float, value: float, expected: float, spread: float, z: float) -> None:
+        """Move every baseline towards the value, but only by a clipped amount while it is surprising."""
+        s, p = self.s, self.params
+        lim = p.clip * spread
+        target = expected + max(-lim, min(lim, value - expected))
+        if s.n <= p.warmup:
+            target = value
+        assert s.level is not None
+        s.level += _alpha(p.level_halflife) * (target - s.level)
+        s.scale += _alpha(p.spread_halflife) * (abs(value) - s.scale)
+        err = abs(target - expected)
+        s.spread += _alpha(p.spread_halflife) * (err - s.spread)
+        s.drift += _alpha(p.drift_halflife) * (max(-p.clip, min(p.clip, z)) - s.drift)
+        hod, how = int(ts % DAY // 3600), int(ts % WEEK // 3600)
+        for slots, counts, slot in ((s.hod, s.hod_n, hod), (s.how, s.how_n, how)):
+            seen = counts.get(slot, 0)
+            old = slots.get(slot, value)
+            slots[slot] = old + max(_alpha(p.season_halflife), 1.0 / (seen + 1)) * (
+                (target if seen else value) - old
+            )
+            counts[slot] = seen + 1
+
+    def _hysteresis(self, score: float) -> bool:
+        s, p = self.s, self.params
+        if not s.open:
+            if score >= p.fire:
+                s.open, s.quiet = True, 0
+                return True
+            return False
+        s.quiet = s.quiet + 1 if score < p.resolve else 0
+        if s.quiet >= p.hold:
+            s.open = False
+        return False
+
+
+def _from_dict(data: dict[str, Any]) -> _State:
+    state = _State(**{k: v for k, v in data.items() if k in _State.__dataclass_fields__})
+    state.hod = {int(k): float(v) for k, v in data.get("hod", {}).items()}
+    state.how = {int(k): float(v) for k, v in data.get("how", {}).items()}
+    state.hod_n = {int(k): int(v) for k, v in data.get("hod_n", {}).items()}
+    state.how_n = {int(k): int(v) for k, v in data.get("how_n", {}).items()}
+    state.recent = [float(v) for v in data.get("recent", [])]
+    return state

@@ -1,0 +1,176 @@
+"""The spike detector against the Numenta Anomaly Benchmark (NAB).
+
+    .venv/bin/python benchmarks/nab.py [--data DIR] [--labels FILE] [--json]
+
+Runs `alerts.anomaly.AnomalyEstimator` (the estimator the product's spike
+detector uses) over every CSV under `--data`, one fresh estimator per file,
+one parameter set for all files, one value at a time, no look-ahead. Each
+row's anomaly score is the estimator's likelihood, except that rows while an
+anomaly is already open score 0: like the product, the detector alerts once
+per anomaly and then holds (hysteresis) instead of alerting on every row.
+
+Scoring follows the dataset's SCORING.md (see `nab_scoring.py`). Two
+normalisations are printed: over all shipped files (the threshold swept on
+them) and over realTweets alone (threshold swept on realTweets), next to the
+published scoreboard and the realTweets rows derived in SCOREBOARD.md. The
+published rows are over NAB's full 58-file corpus; the shipped copy has 28 of
+those files, so the comparison is indicative, not like for like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from calendar import timegm
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nab_scoring import FileRows, Profile, load_profiles, normalise, sweep
+
+from alerts.anomaly import AnomalyEstimator, EstimatorParams
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nab"
+SCOREBOARD = {  # published, whole 58-file corpus (SCOREBOARD.md §1 / final_results.json)
+    "ARTime": (74.85, 65.15, 80.36),
+    "Numenta HTM (NuPIC 0.5.6)": (70.10, 63.12, 74.32),
+    "CAD OSE": (69.90, 66.98, 73.18),
+    "earthgecko Skyline": (58.20, 46.20, 63.80),
+    "KNN CAD": (57.99, 43.41, 64.81),
+    "Relative Entropy": (54.64, 47.60, 58.84),
+    "Random Cut Forest": (51.72, 38.36, 59.75),
+    "Twitter ADVec": (47.06, 33.61, 53.50),
+    "Windowed Gaussian": (39.65, 20.87, 47.41),
+    "Etsy Skyline": (35.69, 27.08, 44.48),
+}
+TWEETS_BOARD = {  # SCOREBOARD.md §4, threshold tuned on realTweets (derived, not published by NAB)
+    "ARTime": (83.17, 74.58, 88.78),
+    "CAD OSE": (74.48, 73.13, 76.93),
+    "earthgecko Skyline": (68.93, 45.32, 78.28),
+    "Numenta HTM (NuPIC 0.5.6)": (69.35, 63.55, 73.50),
+    "KNN CAD": (64.29, 42.16, 73.46),
+    "Twitter ADVec": (59.62, 35.82, 69.04),
+    "Windowed Gaussian": (51.41, 16.33, 64.58),
+}
+STAMP = "%Y-%m-%d %H:%M:%S"
+
+
+def _epoch(text: str) -> float:
+    return float(timegm(time.strptime(text[:19], STAMP)))
+
+
+def read_series(path: Path) -> tuple[list[str], list[float]]:
+    stamps, values = [], []
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            stamps.append(row["timestamp"])
+            values.append(float(row["value"]))
+    return stamps, values
+
+
+def detect(stamps: list[str], values: list[float], params: EstimatorParams) -> list[float]:
+    """The stream: one estimator, fed row by row; the row's score is known before the next row."""
+    estimator = AnomalyEstimator(params)
+    scores = []
+    for stamp, value in zip(stamps, values, strict=True):
+        step = estimator.update(_epoch(stamp), value)
+        scores.append(step.score if (step.onset or not step.open) else 0.0)
+    return scores
+
+
+def window_rows(stamps: list[str], windows: list[list[str]], name: str) -> list[tuple[int, int]]:
+    index = {s: i for i, s in enumerate(stamps)}
+    out = []
+    for start, end in windows:
+        try:
+            out.append((index[start[:19]], index[end[:19]]))
+        except KeyError as exc:
+            raise SystemExit(f"{name}: window bound {exc} is not a row timestamp") from None
+    return out
+
+
+def run(data: Path, labels: Path, params: EstimatorParams) -> list[FileRows]:
+    windows = json.loads(labels.read_text())
+    files = []
+    for path in sorted(data.glob("*/*.csv")):
+        key = f"{path.parent.name}/{path.name}"
+        if key not in windows:
+            raise SystemExit(f"{key}: not in {labels}")
+        stamps, values = read_series(path)
+        scores = detect(stamps, values, params)
+        files.append(FileRows(key, scores, window_rows(stamps, windows[key], key), path.parent.name))
+    if not files:
+        raise SystemExit(f"no NAB CSV files under {data}/<category>/")
+    return files
+
+
+def score(files: list[FileRows], profiles: list[Profile]) -> dict[str, Any]:
+    """Normalised scores per profile: overall, per category (each swept on its own files)."""
+    groups: dict[str, list[FileRows]] = {"all": files}
+    for f in files:
+        groups.setdefault(f.category, []).append(f)
+    out: dict[str, Any] = {}
+    for group, members in groups.items():
+        k = sum(len(f.windows) for f in members)
+        out[group] = {"files": len(members), "windows": k}
+        for profile in profiles:
+            result = sweep(members, profile)
+            out[group][profile.name] = {
+                "score": round(normalise(result.raw, k, profile), 2),
+                "raw": round(result.raw, 4),
+                "threshold": result.threshold,
+            }
+    return out
+
+
+def table(scores: dict[str, Any], names: list[str], seconds: float, rows: int) -> None:
+    def line(label: str, triple: tuple[float, ...]) -> None:
+        print(f"  {label:<34}" + "".join(f"{v:>10.2f}" for v in triple))
+
+    header = f"  {'detector':<34}" + "".join(f"{n[:9]:>10}" for n in ("standard", "low FP", "low FN"))
+    for group, board, note in (
+        ("all", SCOREBOARD, "published, NAB's 58-file corpus"),
+        ("realTweets", TWEETS_BOARD, "SCOREBOARD.md §4, threshold tuned on realTweets"),
+    ):
+        if group not in scores:
+            continue
+        g = scores[group]
+        print(f"\n{group}: {g['files']} files, {g['windows']} windows (threshold swept on these files)")
+        print(header)
+        line("Listener (this run)", tuple(g[n]["score"] for n in names))
+        print(f"  -- {note} --")
+        for label, triple in board.items():
+            line(label, triple)
+    print(
+        "\nper category (standard): "
+        + ", ".join(f"{c} {v['standard']['score']:.2f}" for c, v in scores.items() if c != "all")
+    )
+    print(f"{rows} rows in {seconds:.1f}s ({rows / seconds:,.0f} rows/s, one core)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_ROOT / "data")
+    parser.add_argument("--labels", type=Path, default=DEFAULT_ROOT / "labels" / "combined_windows.json")
+    parser.add_argument("--profiles", type=Path, default=DEFAULT_ROOT / "config" / "profiles.json")
+    parser.add_argument("--json", action="store_true", help="print the normalised scores as JSON")
+    args = parser.parse_args(argv)
+    profiles = load_profiles(args.profiles)
+    started = time.perf_counter()
+    files = run(args.data, args.labels, EstimatorParams())
+    seconds = time.perf_counter() - started
+    scores = score(files, profiles)
+    if args.json:
+        print(json.dumps(scores, indent=2))
+    else:
+        table(scores, [p.name for p in profiles], seconds, sum(len(f.scores) for f in files))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
