@@ -140,6 +140,7 @@ class AlertRule(_Section):
     window: Duration = Field(default=300.0, gt=0, description="recent span compared to baseline")
     min_count: int = Field(default=5, ge=1, description="fewer negatives never alert")
     min_ratio: float = Field(default=3.0, gt=1.0, description="observed must exceed ratio x expected")
+    min_share: float = Field(default=0.0, ge=0.0, le=1.0, description="negatives' share of all mentions")
     sensitivity: float = Field(default=3.0, gt=0.0, description="Poisson tail, in standard deviations")
     resolve_ratio: float = Field(default=1.5, gt=0.0, description="spike ends below ratio x expected")
 
