@@ -9,3 +9,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Keep proxies configured on a developer's machine away from loopback servers.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+# Real Kafka-protocol and Elasticsearch-compatible servers, started once per session when asked for.
+from scale_servers import elasticsearch_url, kafka_bootstrap  # noqa: F401
