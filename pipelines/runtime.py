@@ -209,8 +209,13 @@ class StageRunner:
         try:
             self._process(messages)
         except BaseException:
-            # Nothing was committed: rewind so that this runner, if it goes on, retries the batch.
-            self.consumer.seek(messages[0].offset, messages[0].partition)
+            # Nothing was committed: rewind every partition of the batch so that this
+            # runner, if it goes on, retries all of it (a Kafka batch spans partitions).
+            firsts: dict[int, int] = {}
+            for message in messages:
+                firsts.setdefault(message.partition, message.offset)
+            for partition, offset in firsts.items():
+                self.consumer.seek(offset, partition)
             raise
         self.stats.batches += 1
         self.stats.messages_in += len(messages)
