@@ -45,8 +45,8 @@ DAY, WEEK = 86400.0, 7 * 86400.0
 class EstimatorParams:
     """One parameter set; `benchmarks/nab.py` runs every NAB file with these defaults."""
 
-    level_halflife: float = 12.0  # steps
-    season_halflife: float = 4.0  # observations of the same slot
+    level_halflife: float = 36.0  # steps
+    season_halflife: float = 1.0  # days of the same slot
     spread_halflife: float = 300.0
     stat_halflife: float = 2000.0
     short: int = 6  # steps averaged before the likelihood
@@ -126,6 +126,8 @@ class _State:
     drift: float = 0.0
     open: bool = False
     quiet: int = 0
+    last_ts: float | None = None
+    step: float = 3600.0  # typical seconds between values, so a slot learns per day, not per value
 
 
 class AnomalyEstimator:
@@ -162,11 +164,15 @@ class AnomalyEstimator:
         s = self.s
         out = [level]
         hod, how = int(ts % DAY // 3600), int(ts % WEEK // 3600)
-        if s.hod_n.get(hod, 0) >= 3:
+        per_hour = self._per_hour()
+        if s.hod_n.get(hod, 0) >= 3 * per_hour:
             out.append(s.hod[hod])
-        if s.how_n.get(how, 0) >= 2:
+        if s.how_n.get(how, 0) >= 2 * per_hour:
             out.append(s.how[how])
         return out
+
+    def _per_hour(self) -> float:
+        return max(1.0, 3600.0 / max(self.s.step, 1e-3))
 
     def _best(self, ts: float, level: float, value: float | None = None) -> tuple[float, float]:
         cands = self._candidates(ts, level)
@@ -234,13 +240,17 @@ class AnomalyEstimator:
         err = abs(target - expected)
         s.spread += _alpha(p.spread_halflife) * (err - s.spread)
         s.drift += _alpha(p.drift_halflife) * (max(-p.clip, min(p.clip, z)) - s.drift)
+        if s.last_ts is not None and ts > s.last_ts:
+            s.step += (
+                _alpha(p.level_halflife) * (ts - s.last_ts - s.step) if s.n > 2 else ts - s.last_ts - s.step
+            )
+        s.last_ts = ts
         hod, how = int(ts % DAY // 3600), int(ts % WEEK // 3600)
+        season = _alpha(p.season_halflife * self._per_hour())
         for slots, counts, slot in ((s.hod, s.hod_n, hod), (s.how, s.how_n, how)):
             seen = counts.get(slot, 0)
             old = slots.get(slot, value)
-            slots[slot] = old + max(_alpha(p.season_halflife), 1.0 / (seen + 1)) * (
-                (target if seen else value) - old
-            )
+            slots[slot] = old + max(season, 1.0 / (seen + 1)) * ((target if seen else value) - old)
             counts[slot] = seen + 1
 
     def _hysteresis(self, score: float) -> bool:

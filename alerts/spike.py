@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
 from alerts.state import BrandState, OpenSpike
 from listener.config import AlertRule
 from listener.records import Alert, ScoredMention, SentimentLabel
@@ -94,6 +95,17 @@ class SpikeDetector:
         self.channel = channel
         self.window_buckets = max(1, math.ceil(rule.window / rule.bucket))
         self.baseline_buckets = max(1, math.ceil(rule.baseline / rule.bucket))
+        # The seasonal estimator learns each window's count once per closed bucket; it
+        # is trusted only after a full baseline of steps.
+        self.estimator = AnomalyEstimator(
+            EstimatorParams(
+                counts=True,
+                direction="up",
+                warmup=self.baseline_buckets,
+                level_halflife=max(1.0, self.baseline_buckets / 4),
+            ),
+            state.estimator or None,
+        )
 
     # --- update -----------------------------------------------------------------------
 
@@ -160,13 +172,17 @@ class SpikeDetector:
         first = window_end - self.window_buckets
         observed = sum(self.state.negative.get(b, 0) for b in range(first, window_end))
         total = sum(self.state.total.get(b, 0) for b in range(first, window_end))
-        per_bucket = self.expected_per_bucket(first)
+        expected = self.expected_per_bucket(first) * self.window_buckets
+        if self.estimator.warmed:
+            # The hour-of-day / hour-of-week forecast may only raise the bar: a busy
+            # Monday morning is not news, but a quiet night must not make one complaint a spike.
+            expected = max(expected, self.estimator.forecast(window_end * self.rule.bucket)[0])
         return WindowStats(
             start=first * self.rule.bucket,
             end=window_end * self.rule.bucket,
             observed=observed,
             total=total,
-            expected=per_bucket * self.window_buckets,
+            expected=expected,
         )
 
     def expected_per_bucket(self, before: int) -> float:
@@ -183,12 +199,13 @@ class SpikeDetector:
         return (negatives + prior) / (buckets + self.window_buckets)
 
     def is_spike(self, stats: WindowStats) -> bool:
+        """Volume, ratio, share, and an exact Poisson tail: 6 against 1 is rarer than 60 against 40."""
         rule = self.rule
-        spread = max(math.sqrt(stats.expected), self.settings.std_floor)
         return (
             stats.observed >= rule.min_count
             and stats.observed >= rule.min_ratio * stats.expected
-            and stats.observed > stats.expected + rule.sensitivity * spread
+            and stats.negative_share >= rule.min_share
+            and poisson_z(stats.observed, stats.expected) >= rule.sensitivity
         )
 
     def has_calmed(self, stats: WindowStats) -> bool:
@@ -197,6 +214,14 @@ class SpikeDetector:
         )
 
     def _step(self, stats: WindowStats) -> Alert | None:
+        alert = self._decide(stats)
+        if self.state.open_spike is None and alert is None:
+            # A spike's windows are not learnt: the baseline stays what normal looked like.
+            self.estimator.update(stats.end, float(stats.observed))
+            self.state.estimator = self.estimator.to_dict()
+        return alert
+
+    def _decide(self, stats: WindowStats) -> Alert | None:
         state = self.state
         first = round(stats.start / self.rule.bucket)
         window = range(first, first + self.window_buckets)

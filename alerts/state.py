@@ -57,6 +57,7 @@ class BrandState:
     watermark: float | None = None
     evaluated_through: int | None = None
     open_spike: OpenSpike | None = None
+    estimator: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -68,6 +69,7 @@ class BrandState:
             "watermark": self.watermark,
             "evaluated_through": self.evaluated_through,
             "open_spike": None if self.open_spike is None else vars(self.open_spike),
+            "estimator": self.estimator,
         }
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -86,6 +88,7 @@ class BrandState:
             watermark=data["watermark"],
             evaluated_through=data["evaluated_through"],
             open_spike=None if spike is None else OpenSpike(**spike),
+            estimator=data.get("estimator") or {},
         )
 
 

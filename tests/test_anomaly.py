@@ -1,0 +1,71 @@
+"""The streaming estimator: rhythm is normal, a burst is news once, and a restart forgets nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
+
+HOUR = 3600.0
+
+
+def daily(hours: int, seed: int = 7) -> list[tuple[float, float]]:
+    """Five-minute counts with a strong daily rhythm (busy afternoons), Poisson noise."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(hours * 12):
+        ts = i * 300.0
+        mean = 20 + 60 * max(0.0, math.sin(2 * math.pi * (ts % 86400) / 86400))
+        # Poisson by inversion keeps this dependency-free.
+        k, p, u = 0, math.exp(-mean), rng.random()
+        cdf = p
+        while u > cdf:
+            k += 1
+            p *= mean / k
+            cdf += p
+        out.append((ts, float(k)))
+    return out
+
+
+def run(est: AnomalyEstimator, series: list[tuple[float, float]]) -> list[int]:
+    return [i for i, (ts, v) in enumerate(series) if est.update(ts, v).onset]
+
+
+def test_a_daily_rhythm_is_learnt_and_a_burst_opens_exactly_one_anomaly() -> None:
+    series = daily(24 * 10)
+    est = AnomalyEstimator(EstimatorParams(counts=True, direction="up"))
+    late_onsets = [i for i in run(est, series) if i > 12 * 24 * 4]
+    assert late_onsets == []  # after four days, afternoons are expected
+    burst_at = series[-1][0] + 300
+    burst = [(burst_at + 300 * j, 400.0) for j in range(12)]
+    assert len(run(est, burst)) == 1
+
+
+def test_small_counts_use_an_exact_poisson_tail() -> None:
+    assert poisson_z(6, 1.0) > 3.0  # P(X >= 6 | 1) is about 6e-4
+    assert poisson_z(60, 40.0) < 3.5
+    assert poisson_z(2, 1.0) < 1.5
+
+
+def test_a_restored_estimator_continues_exactly_where_it_stopped() -> None:
+    series = daily(24 * 3)
+    whole = AnomalyEstimator(EstimatorParams(counts=True))
+    first = AnomalyEstimator(EstimatorParams(counts=True))
+    half = len(series) // 2
+    for ts, v in series[:half]:
+        whole.update(ts, v)
+        first.update(ts, v)
+    restored = AnomalyEstimator(EstimatorParams(counts=True), json.loads(json.dumps(first.to_dict())))
+    for ts, v in series[half:]:
+        assert restored.update(ts, v) == whole.update(ts, v)
+
+
+def test_a_drop_is_news_only_when_drops_are_asked_for() -> None:
+    series = [(i * 300.0, 100.0 + (i % 7)) for i in range(600)]
+    drop = [(series[-1][0] + 300 * (j + 1), 0.0) for j in range(6)]
+    for direction, fires in (("up", False), ("both", True)):
+        est = AnomalyEstimator(EstimatorParams(direction=direction))  # type: ignore[arg-type]
+        run(est, series)
+        assert bool(run(est, drop)) is fires
