@@ -173,7 +173,17 @@ class SlackNotifier:
         return found
 
     def send(self, alert: Alert) -> str | None:
+        return self._post(alert, None)
+
+    def reply(self, alert: Alert, thread_ts: str) -> str | None:
+        """Post in the firing message's thread, echoed to the channel so the end is seen too."""
+        return self._post(alert, thread_ts)
+
+    def _post(self, alert: Alert, thread_ts: str | None) -> str | None:
         channel = self.channel(alert)
+        thread: dict[str, Any] = (
+            {} if thread_ts is None else {"thread_ts": thread_ts, "reply_broadcast": True}
+        )
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
@@ -182,6 +192,7 @@ class SlackNotifier:
                 link_names=False,
                 unfurl_links=False,
                 unfurl_media=False,
+                **thread,
             )
         except Exception as exc:
             error = to_notifier_error(exc)

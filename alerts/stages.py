@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alerts.notifier import Notifier
+from alerts.outbox import Outbox
 from alerts.spike import DetectorSettings, SpikeDetector
 from alerts.state import DetectorStore
 from listener.config import AlertRule
@@ -124,10 +125,10 @@ class DetectStage:
 class NotifyStage:
     """Sends each alert to each notifier, retrying what the notifier says is retryable.
 
-    Known limit: the record of what was sent lives in memory, so within one
-    process an alert is never posted twice, but after a restart a redelivered
-    alert can be posted again, and a request that timed out after Slack
-    accepted it is retried. An outbox belongs to a later stage of the design.
+    With an `outbox` (SQLite in the data dir) what was sent survives restarts,
+    so a redelivered alert is not posted again, and a resolution is posted as
+    a reply to its firing message (notifiers with a `reply` method, e.g.
+    Slack threads). Without one, the record lives in memory for the process.
     """
 
     name = "notify"
@@ -143,6 +144,7 @@ class NotifyStage:
         max_backoff: float = 60.0,
         max_retry_after: float = 300.0,
         remember: int = 10_000,
+        outbox: Outbox | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
@@ -154,6 +156,7 @@ class NotifyStage:
         self.max_retry_after = max_retry_after
         self._remember = remember
         self._sent: dict[tuple[str, str, int], str | None] = {}
+        self.outbox = outbox
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
         for record in records:
@@ -162,18 +165,47 @@ class NotifyStage:
                 continue
             for index, notifier in enumerate(self.notifiers):
                 key = (record.id, record.status, index)
-                if key in self._sent:
+                if key in self._sent or self._already_sent(record, index):
                     log.debug("notify: %s %s already sent by notifier %d", record.status, record.id, index)
                     continue
-                self._sent[key] = self._deliver(notifier, record)
+                if self.outbox is not None:
+                    self.outbox.sending(record.id, record.status, index)
+                ref = self._deliver(notifier, record, self._thread(record, index))
+                self._sent[key] = ref
+                if self.outbox is not None:
+                    self.outbox.sent(record.id, record.status, index, ref)
                 if len(self._sent) > self._remember:
                     del self._sent[next(iter(self._sent))]
         return []
 
-    def _deliver(self, notifier: Notifier, alert: Alert) -> str | None:
+    def _already_sent(self, alert: Alert, index: int) -> bool:
+        if self.outbox is None:
+            return False
+        state = self.outbox.state(alert.id, alert.status, index)
+        if state == "sending":
+            log.warning(
+                "notify: %s alert %s may have been sent before a restart; sending again rather than lose it",
+                alert.status,
+                alert.id,
+            )
+        return state == "sent"
+
+    def _thread(self, alert: Alert, index: int) -> str | None:
+        """The firing message a resolution replies to, if the notifier threads and it was sent."""
+        if alert.status == "firing":
+            return None
+        if self.outbox is not None:
+            return self.outbox.ref(alert.id, "firing", index)
+        return self._sent.get((alert.id, "firing", index))
+
+    def _deliver(self, notifier: Notifier, alert: Alert, thread: str | None = None) -> str | None:
         label = type(notifier).__name__
+        reply = getattr(notifier, "reply", None)
         for attempt in range(1, self.attempts + 1):
             try:
+                if thread is not None and callable(reply):
+                    result = reply(alert, thread)
+                    return None if result is None else str(result)
                 return notifier.send(alert)
             except NotifierError as exc:
                 if not exc.retryable:
@@ -206,6 +238,10 @@ class NotifyStage:
                 )
                 self.sleep(delay)
         raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.outbox is not None:
+            self.outbox.close()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

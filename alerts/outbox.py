@@ -1,0 +1,82 @@
+"""The notification outbox: what was sent, where, and what it threads under (SQLite, data dir).
+
+The alert bus redelivers after a crash, so the notify stage must know, across
+restarts, which `(alert id, status, notifier)` already went out; otherwise a
+restart posts the same spike twice. Each delivery is recorded as `sending`
+before the call and `sent` (with the delivery reference, e.g. Slack's `ts`)
+after it. A row left at `sending` means the process died mid-call: the
+outcome is unknown, and the stage sends again (an alert may be duplicated in
+that narrow case, but it is never lost), logging that it does so.
+
+The firing message's reference is what later messages for the same alert
+(the resolution) reply to, so a spike's story stays in one Slack thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+__all__ = ["Outbox"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    alert_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    notifier INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('sending', 'sent')),
+    ref TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    PRIMARY KEY (alert_id, status, notifier)
+);
+"""
+
+
+class Outbox:
+    """One row per delivery; every write commits at once (autocommit)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def state(self, alert_id: str, status: str, notifier: int) -> str | None:
+        row = self._db.execute(
+            "SELECT state FROM outbox WHERE alert_id = ? AND status = ? AND notifier = ?",
+            (alert_id, status, notifier),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def sending(self, alert_id: str, status: str, notifier: int) -> None:
+        self._db.execute(
+            "INSERT INTO outbox (alert_id, status, notifier, state, attempts, updated) "
+            "VALUES (?, ?, ?, 'sending', 1, ?) ON CONFLICT (alert_id, status, notifier) "
+            "DO UPDATE SET attempts = attempts + 1, updated = excluded.updated",
+            (alert_id, status, notifier, time.time()),
+        )
+
+    def sent(self, alert_id: str, status: str, notifier: int, ref: str | None) -> None:
+        self._db.execute(
+            "UPDATE outbox SET state = 'sent', ref = ?, updated = ? "
+            "WHERE alert_id = ? AND status = ? AND notifier = ?",
+            (ref, time.time(), alert_id, status, notifier),
+        )
+
+    def ref(self, alert_id: str, status: str, notifier: int) -> str | None:
+        """The delivery reference of a sent message (Slack's ts), to thread replies under it."""
+        row = self._db.execute(
+            "SELECT ref FROM outbox WHERE alert_id = ? AND status = ? AND notifier = ? AND state = 'sent'",
+            (alert_id, status, notifier),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def forget_before(self, epoch: float) -> None:
+        """Old deliveries can no longer be redelivered by the bus (its retention is shorter)."""
+        self._db.execute("DELETE FROM outbox WHERE updated < ?", (epoch,))
+
+    def close(self) -> None:
+        self._db.close()
