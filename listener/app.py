@@ -17,6 +17,7 @@ from pathlib import Path
 
 from alerts.console import ConsoleNotifier
 from alerts.notifier import Notifier
+from alerts.outbox import Outbox
 from alerts.stages import DetectStage, NotifyStage
 from crawlers.factory import build_sources
 from crawlers.scheduler import Scheduler
@@ -87,7 +88,7 @@ class Monitor:
                 channels={b.name: b.slack_channel for b in self.config.brands},
                 state_path=self.config.data_dir / "detector.db",
             ),
-            NotifyStage(notifiers),
+            NotifyStage(notifiers, outbox=Outbox(self.config.data_dir / "outbox.db")),
         ]
 
     def start(self, stop: threading.Event) -> None:
