@@ -26,12 +26,14 @@ from listener.config import Config
 from listener.records import Document, encode
 from listener.stages import ClassifyStage, IndexStage, MatchStage
 from models.classifier import Classifier
+from pipelines.bus import Bus
 from pipelines.bus_sqlite import EmbeddedBus
 from pipelines.runtime import StageRunner
 from pipelines.stage import Stage
+from pipelines.store import MentionStore
 from pipelines.store_sqlite import EmbeddedStore
 
-__all__ = ["Monitor", "open_store"]
+__all__ = ["Monitor", "open_bus", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,24 @@ HOUSEKEEPING_INTERVAL = 3600.0
 SEEN_MEMORY = 30 * 86400.0
 
 
-def open_store(config: Config) -> EmbeddedStore:
+def open_store(config: Config) -> MentionStore:
+    """The search store `store.engine` names; Elasticsearch needs the `elasticsearch` extra."""
+    if config.store.engine == "elasticsearch":
+        from pipelines.store_elasticsearch import ElasticsearchStore
+
+        return ElasticsearchStore.from_config(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     return EmbeddedStore(config.data_dir / "store.db")
+
+
+def open_bus(config: Config) -> Bus:
+    """The bus `bus.engine` names; Kafka needs the `kafka` extra."""
+    if config.bus.engine == "kafka":
+        from pipelines.bus_kafka import KafkaBus
+
+        return KafkaBus.from_config(config)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return EmbeddedBus(config.data_dir / "bus.db")
 
 
 def _default_notifiers(config: Config) -> list[Notifier]:
@@ -66,7 +83,7 @@ class Monitor:
     def __post_init__(self) -> None:
         data: Path = self.config.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        self.bus = EmbeddedBus(data / "bus.db")
+        self.bus = open_bus(self.config)
         self.store = open_store(self.config)
         self.fetch_state = FetchState(data / "fetch.db")
         self.sources = build_sources(self.config, self.fetch_state)
@@ -110,7 +127,9 @@ class Monitor:
         now = time.time()
         cutoff = datetime.fromtimestamp(now - self.config.store.retention, UTC)
         deleted = self.store.delete_older_than(cutoff)
-        trimmed = sum(self.bus.trim_all(max_age=self.config.bus.retention).values())
+        # Kafka applies its own topic retention on the brokers; only the embedded log is trimmed here.
+        trim_all = getattr(self.bus, "trim_all", None)
+        trimmed = sum(trim_all(max_age=self.config.bus.retention).values()) if trim_all else 0
         # Feeds rarely re-list items older than a month; one that does becomes an idempotent upsert.
         pruned = self.fetch_state.prune_seen(now - max(self.config.bus.retention, SEEN_MEMORY))
         log.info(
