@@ -167,11 +167,35 @@ class BrandConfig(_Section):
 
 
 class ClassifierConfig(_Section):
-    model: str = Field(default="default", description="'default' or a Hugging Face dir/name")
+    model: str = Field(
+        default="default",
+        description="'default', 'minilm-head' (frozen encoder + linear head), a model dir from "
+        "`listener train`, or a Hugging Face dir/name",
+    )
     batch_size: int = Field(default=32, ge=1)
     max_length: int = Field(default=128, ge=8)
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
+    int8: bool | None = Field(default=None, description="None: what the model dir validated")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], description="ISO 639-1 codes the main model covers"
+    )
+    detect_languages: list[str] = Field(
+        default_factory=lambda: ["en", "de", "fr", "es", "pt", "it", "nl"],
+        description="candidates for language detection; [] trusts every text to the main model",
+    )
+    language_models: dict[str, str] = Field(
+        default_factory=dict, description="ISO 639-1 code -> model dir/name for that language"
+    )
+    brand_targeting: bool = Field(default=True, description="read sentiment toward the mention's brand")
+
+    @field_validator("languages", "detect_languages")
+    @classmethod
+    def _iso_codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not re.fullmatch(r"[a-z]{2}", code):
+                raise ValueError(f"{code!r} is not a lower-case ISO 639-1 code such as 'en'")
+        return value
 
 
 class KafkaConfig(_Section):

@@ -118,6 +118,7 @@ class Sentiment(BaseModel):
     positive: float = 0.0
     model_id: str
     model_version: str
+    language: str | None = None  # ISO 639-1 as detected; None when undetermined or not detected
 
 
 class ScoredMention(Mention):
