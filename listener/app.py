@@ -98,7 +98,7 @@ class Monitor:
         notifiers = list(self.notifiers) or _default_notifiers(self.config)
         return [
             MatchStage(self.config.brands),
-            ClassifyStage(self.classifier_factory()),
+            ClassifyStage(self.classifier_factory(), brand_targeting=self.config.classifier.brand_targeting),
             IndexStage(self.store),
             DetectStage(
                 rules={b.name: b.alert for b in self.config.brands},

@@ -16,6 +16,7 @@ from listener.query.matcher import Matcher
 from listener.query.parser import parse_watch_query
 from listener.records import Document, Mention, Record, ScoredMention
 from models.classifier import Classifier
+from models.targeting import aim_at_brand
 from pipelines.stage import Output
 from pipelines.store import MentionStore
 
@@ -57,13 +58,19 @@ class ClassifyStage:
     name = "classify"
     input_topic = "mentions"
 
-    def __init__(self, classifier: Classifier) -> None:
+    def __init__(self, classifier: Classifier, *, brand_targeting: bool = True) -> None:
         self._classifier = classifier
+        self._brand_targeting = brand_targeting
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
         mentions = [r for r in records if isinstance(r, Mention) and not isinstance(r, ScoredMention)]
         texts = [_classifiable_text(m) for m in mentions]
         verdicts = self._classifier.classify(texts)
+        if self._brand_targeting:
+            # A post's tone is not its verdict on the brand: "left Acme for Globex, so happy".
+            verdicts = [
+                aim_at_brand(t, m.brand, v) for t, m, v in zip(texts, mentions, verdicts, strict=True)
+            ]
         return [
             Output("mentions.scored", m.brand, ScoredMention.from_mention(m, verdict))
             for m, verdict in zip(mentions, verdicts, strict=True)
