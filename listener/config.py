@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from listener.errors import ConfigError, QuerySyntaxError
@@ -35,9 +37,12 @@ __all__ = [
     "ClassifierConfig",
     "Config",
     "ElasticsearchConfig",
+    "EscalationLevel",
     "FeedSourceConfig",
     "KafkaConfig",
     "Limits",
+    "OnCallConfig",
+    "Responder",
     "SlackConfig",
     "SourceConfig",
     "SpiderSelectors",
@@ -158,12 +163,56 @@ def _valid_watch_query(query: str) -> str:
 WatchQuery = Annotated[str, AfterValidator(_valid_watch_query)]
 
 
+class Responder(_Section):
+    """Someone who answers for a brand; `slack_user` (U…) is what escalation mentions."""
+
+    name: str = Field(min_length=1)
+    slack_user: str = Field(pattern=r"^[UW][A-Z0-9]{2,30}$", description="Slack user id, e.g. U024BE7LH")
+
+
+class EscalationLevel(_Section):
+    """One step of the chain: a responder to mention, a channel to post to, or both."""
+
+    responder: str | None = Field(default=None, description="a responder's name")
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> EscalationLevel:
+        if self.responder is None and self.channel is None:
+            raise ValueError("an escalation level needs a responder, a channel or both")
+        return self
+
+
+class OnCallConfig(_Section):
+    """Who answers for a brand: a rotation, an escalation chain, and how long each may take."""
+
+    responders: list[Responder] = Field(min_length=1, description="the rotation, in order")
+    handover_every: Duration = Field(default=7 * 86400.0, gt=0)
+    handover_at: datetime = Field(
+        default=datetime(2024, 1, 1, 9, 0, tzinfo=UTC),
+        description="any past hand-over instant; the first responder was on call from there",
+    )
+    escalation: list[EscalationLevel] = Field(default_factory=list)
+    response_time: Duration = Field(default=900.0, gt=0, description="unacknowledged this long: escalate")
+    remind_every: Duration = Field(default=1800.0, gt=0, description="reminders in an open alert's thread")
+    admins: list[str] = Field(default_factory=list, description="names or Slack ids who may resolve any")
+
+    @model_validator(mode="after")
+    def _known_names(self) -> OnCallConfig:
+        names = {r.name for r in self.responders}
+        for level in self.escalation:
+            if level.responder is not None and level.responder not in names:
+                raise ValueError(f"escalation responder {level.responder!r} is not among the responders")
+        return self
+
+
 class BrandConfig(_Section):
     name: str = Field(min_length=1)
     queries: list[WatchQuery] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)
     alert: AlertRule = AlertRule()
     slack_channel: str | None = None
+    oncall: OnCallConfig | None = None
 
 
 class ClassifierConfig(_Section):
@@ -252,6 +301,11 @@ class SlackConfig(_Section):
     bot_token: SecretStr | None = None
     base_url: str | None = Field(default=None, description="Web API base, for Slack-compatible servers")
     default_channel: str | None = None
+    signing_secret: SecretStr | None = Field(
+        default=None, description="verifies button presses; set it to start the interactivity endpoint"
+    )
+    interactivity_host: str = "127.0.0.1"
+    interactivity_port: int = Field(default=3000, ge=0, le=65535)
 
 
 class Config(_Section):

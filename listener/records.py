@@ -139,7 +139,8 @@ class Alert(_Record):
     id: str
     brand: str
     rule: str = "negative-spike"
-    status: Literal["firing", "resolved"] = "firing"
+    status: Literal["firing", "update", "resolved"] = "firing"
+    revision: int = Field(default=0, ge=0, description="numbers the updates of one open alert")
     window_start: datetime
     window_end: datetime
     observed: int = Field(description="negative mentions in the window")
