@@ -11,6 +11,7 @@ __all__ = [
     "BusError",
     "ClassifierError",
     "ConfigError",
+    "IncidentError",
     "ListenerError",
     "NotifierError",
     "QuerySyntaxError",
@@ -58,6 +59,10 @@ class BusError(ListenerError):
 
 class StoreError(ListenerError):
     """The search store failed to write or answer."""
+
+
+class IncidentError(ListenerError):
+    """An incident action was refused: unknown incident, wrong state, or not the owner."""
 
 
 class ClassifierError(ListenerError):
