@@ -32,6 +32,8 @@ from listener.errors import ConfigError, QuerySyntaxError
 
 __all__ = [
     "AlertRule",
+    "AppStoreSourceConfig",
+    "BlueskySourceConfig",
     "BrandConfig",
     "BusConfig",
     "ClassifierConfig",
@@ -39,9 +41,13 @@ __all__ = [
     "ElasticsearchConfig",
     "EscalationLevel",
     "FeedSourceConfig",
+    "GoogleNewsSourceConfig",
+    "HackerNewsSourceConfig",
     "KafkaConfig",
     "Limits",
+    "MastodonSourceConfig",
     "OnCallConfig",
+    "RedditSourceConfig",
     "Responder",
     "SlackConfig",
     "SourceConfig",
@@ -133,7 +139,114 @@ class SpiderSourceConfig(_Section):
         return value
 
 
-SourceConfig = Annotated[FeedSourceConfig | SpiderSourceConfig, Field(discriminator="type")]
+def _base_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
+
+
+class HackerNewsSourceConfig(_Section):
+    """Hacker News stories and comments, newest first, through the Algolia search API."""
+
+    type: Literal["hackernews"]
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    tags: list[Literal["story", "comment"]] = Field(default=["story", "comment"], min_length=1)
+    base_url: BaseUrl = "https://hn.algolia.com/api/v1"
+    hits_per_page: int = Field(default=100, ge=1, le=1000)
+    max_pages: int = Field(default=5, ge=1)
+    poll_interval: Duration = 300.0
+
+
+class RedditSourceConfig(_Section):
+    """Reddit posts (search listings) and comments (subreddit comment listings)."""
+
+    type: Literal["reddit"]
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    subreddits: list[str] = Field(default_factory=list, description="limit search; also read their comments")
+    comments: bool = True
+    user_agent: str = Field(
+        default="python:listener:0.1 (by /u/listener-monitor)",
+        pattern=r"^[^:\s]+:[^:\s]+:[^:\s]+ \(by /u/[A-Za-z0-9_-]+\)$",
+        description="Reddit's required form: <platform>:<app id>:<version> (by /u/<username>)",
+    )
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    base_url: BaseUrl = "https://www.reddit.com"
+    oauth_base_url: BaseUrl = "https://oauth.reddit.com"
+    limit: int = Field(default=100, ge=1, le=100)
+    max_pages: int = Field(default=3, ge=1)
+    poll_interval: Duration = 300.0
+
+
+class MastodonSourceConfig(_Section):
+    """Hashtag timelines on any instance; full-text search when an access token is set."""
+
+    type: Literal["mastodon"]
+    name: str = Field(min_length=1)
+    instance: BaseUrl
+    hashtags: list[str] = Field(default_factory=list)
+    query: str | None = Field(default=None, description="needs access_token")
+    access_token: SecretStr | None = None
+    limit: int = Field(default=40, ge=1, le=40)
+    max_pages: int = Field(default=5, ge=1)
+    poll_interval: Duration = 120.0
+
+
+class BlueskySourceConfig(_Section):
+    """Bluesky post search (app.bsky.feed.searchPosts); app-password auth when configured."""
+
+    type: Literal["bluesky"]
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    base_url: BaseUrl = "https://public.api.bsky.app"
+    service_url: BaseUrl = Field(default="https://bsky.social", description="PDS for createSession")
+    identifier: str | None = None
+    app_password: SecretStr | None = None
+    limit: int = Field(default=100, ge=1, le=100)
+    max_pages: int = Field(default=5, ge=1)
+    poll_interval: Duration = 120.0
+
+
+class GoogleNewsSourceConfig(_Section):
+    """Google News search results as RSS, read by the feed reader."""
+
+    type: Literal["googlenews"]
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    language: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    base_url: BaseUrl = "https://news.google.com"
+    poll_interval: Duration = 600.0
+
+
+class AppStoreSourceConfig(_Section):
+    """Apple App Store customer reviews of one app, from Apple's public review feed."""
+
+    type: Literal["appstore"]
+    name: str = Field(min_length=1)
+    app_id: int = Field(gt=0)
+    country: str = Field(default="us", pattern=r"^[a-z]{2}$")
+    base_url: BaseUrl = "https://itunes.apple.com"
+    max_pages: int = Field(default=3, ge=1, le=10)
+    poll_interval: Duration = 3600.0
+
+
+SourceConfig = Annotated[
+    FeedSourceConfig
+    | SpiderSourceConfig
+    | HackerNewsSourceConfig
+    | RedditSourceConfig
+    | MastodonSourceConfig
+    | BlueskySourceConfig
+    | GoogleNewsSourceConfig
+    | AppStoreSourceConfig,
+    Field(discriminator="type"),
+]
 
 
 class AlertRule(_Section):
@@ -428,6 +541,9 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
+_API_SOURCE_TAGS = ("hackernews", "reddit", "mastodon", "bluesky", "googlenews", "appstore")
+
+
 def _is_union_tag(part: object) -> bool:
     # pydantic puts the discriminator value ('feed', 'spider') into error locations.
-    return part in ("feed", "spider")
+    return part in ("feed", "spider", *_API_SOURCE_TAGS)
