@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS seen (
     seen_at REAL NOT NULL,
     PRIMARY KEY (source, item_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS source_cursor (
+    source TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 """
 
 
@@ -161,11 +166,12 @@ class FetchState:
         etag: str | None = None,
         last_modified: str | None = None,
         when: float | None = None,
+        cursor: str | None = None,
     ) -> None:
-        """Mark items seen and, when given, store the validators, in one transaction.
+        """Mark items seen and, when given, store the validators or cursor, in one transaction.
 
-        Storing the validators only here means a 304 can never hide items that were
-        fetched but not yet published.
+        Storing the validators (or an API's cursor) only here means a 304 or a
+        moved cursor can never hide items that were fetched but not yet published.
         """
         stamp = _now(when)
         rows = [(source, item_id, stamp) for item_id in set(item_ids)]
@@ -177,6 +183,18 @@ class FetchState:
                     "UPDATE source_state SET etag = ?, last_modified = ? WHERE source = ?",
                     (etag, last_modified, source),
                 )
+            if cursor is not None:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO source_cursor VALUES (?, ?, ?)", (source, cursor, stamp)
+                )
+
+    def get_cursor(self, source: str) -> str | None:
+        """Where an API source's last committed poll ended (its own format), if anywhere."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT cursor FROM source_cursor WHERE source = ?", (source,)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def prune_seen(self, older_than: float) -> int:
         """Forget items seen before `older_than` (epoch seconds); return how many.
