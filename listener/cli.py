@@ -66,8 +66,13 @@ def config_check(file: Path) -> None:
 
 @main.command()
 @config_option
-def run(config_path: Path) -> None:
-    """Run every stage on the embedded engines until interrupted."""
+@click.option(
+    "--stage",
+    type=click.Choice(["crawl", "match", "classify", "index", "detect", "notify"]),
+    help="run only this stage, as one member of its consumer group (default: every stage)",
+)
+def run(config_path: Path, stage: str | None) -> None:
+    """Run every stage (or one, with --stage) on the configured engines until interrupted."""
     from listener.app import Monitor
     from models.loader import load_classifier
 
@@ -75,6 +80,15 @@ def run(config_path: Path) -> None:
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if stage is not None:
+        from listener.stage_process import run_stage
+
+        click.echo(f"Listener stage {stage} on the {cfg.bus.engine} bus. Ctrl-C stops.")
+        try:
+            run_stage(stage, cfg, stop, classifier_factory=lambda: load_classifier(cfg.classifier))
+        except KeyboardInterrupt:
+            stop.set()
+        return
     monitor = Monitor(cfg, classifier_factory=lambda: load_classifier(cfg.classifier))
     click.echo(f"Listener watching {len(cfg.brands)} brand(s); data in {cfg.data_dir}. Ctrl-C stops.")
     monitor.start(stop)

@@ -1,0 +1,85 @@
+"""One stage as its own process: `listener run --stage classify`.
+
+In the distributed deployment every stage runs in its own process (container),
+joined to the consumer group named after the stage, so any number of copies of
+a stage share its topic's partitions. Only the stage that is run is built: a
+`match` process does not load the sentiment model, and only `index` opens the
+search store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from listener.config import Config
+from models.classifier import Classifier
+from pipelines.bus import Bus
+from pipelines.runtime import StageRunner
+from pipelines.stage import Stage
+
+__all__ = ["STAGES", "build_stage", "run_stage"]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("crawl", "match", "classify", "index", "detect", "notify")
+
+
+def build_stage(name: str, config: Config, classifier_factory: Callable[[], Classifier]) -> Stage:
+    """The named bus stage, built from the config alone (`crawl` is not a bus stage)."""
+    from alerts.stages import DetectStage, NotifyStage
+    from listener.app import _default_notifiers, open_store
+    from listener.stages import ClassifyStage, IndexStage, MatchStage
+
+    if name == "match":
+        return MatchStage(config.brands)
+    if name == "classify":
+        return ClassifyStage(classifier_factory())
+    if name == "index":
+        return IndexStage(open_store(config))
+    if name == "detect":
+        return DetectStage(
+            rules={b.name: b.alert for b in config.brands},
+            channels={b.name: b.slack_channel for b in config.brands},
+            state_path=config.data_dir / "detector.db",
+        )
+    if name == "notify":
+        return NotifyStage(_default_notifiers(config))
+    raise ValueError(f"unknown stage {name!r}; choose one of {', '.join(STAGES)}")
+
+
+def run_stage(
+    name: str, config: Config, stop: threading.Event, classifier_factory: Callable[[], Classifier]
+) -> None:
+    """Run one stage until `stop` is set; between batches, so everything done is committed."""
+    from listener.app import open_bus
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    bus = open_bus(config)
+    try:
+        if name == "crawl":
+            _crawl(config, bus, stop)
+            return
+        runner = StageRunner(bus, build_stage(name, config, classifier_factory))
+        log.info("stage %s: consuming %s in group %s", name, runner.stage.input_topic, runner.group)
+        runner.run_forever(stop)
+    finally:
+        bus.close()
+
+
+def _crawl(config: Config, bus: Bus, stop: threading.Event) -> None:
+    from crawlers.factory import build_sources
+    from crawlers.scheduler import Scheduler
+    from crawlers.state import FetchState
+    from listener.records import Document, encode
+
+    def publish(docs: list[Document]) -> None:
+        bus.publish_many("documents", [(doc.source, encode(doc)) for doc in docs])
+
+    state = FetchState(config.data_dir / "fetch.db")
+    scheduler = Scheduler(build_sources(config, state), state, publish=publish)
+    try:
+        scheduler.run_forever(stop)
+    finally:
+        scheduler.close()
