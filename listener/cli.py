@@ -198,5 +198,11 @@ def search(
             click.echo(f"  {terminal_safe(m.url, 300)}")
 
 
+from listener.cli_models import evaluate, feedback, train  # noqa: E402  (registered last, after main exists)
+
+main.add_command(train)
+main.add_command(evaluate)
+main.add_command(feedback)
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])

@@ -28,7 +28,7 @@ from torch import nn
 
 from models.evaluation import Scores, read_split, score
 from models.lora import adapter_tensors, inject
-from models.tuned import SentimentNet, load_base, save_model_dir
+from models.tuned import SentimentNet, load_base, load_model_dir, save_model_dir, scaled_adapter
 
 __all__ = ["FinetuneSettings", "finetune", "main", "predict"]
 
@@ -109,27 +109,28 @@ def finetune(
     out: Path,
     *,
     base: str | None = None,
+    start_from: Path | None = None,
     settings: FinetuneSettings | None = None,
     progress: Progress | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Scores:
-    """Train, keep the best checkpoint by validation macro-recall in `out`, return its val scores."""
+    """Train, keep the best checkpoint by validation macro-recall in `out`, return its val scores.
+
+    `start_from` continues from a model directory (for example the shipped
+    TweetEval model) instead of a bare encoder: its adapter is folded in, a new
+    one is trained on top, and both are saved together against the same base.
+    """
     s = settings or FinetuneSettings()
     torch.manual_seed(s.seed)
     rng = random.Random(s.seed)
-    tokenizer, encoder, base_name = load_base(base)
-    inject(encoder, rank=s.rank, alpha=s.alpha, dropout=s.dropout)
-    net = SentimentNet(encoder, dropout=s.dropout)
-    for name, parameter in net.named_parameters():
-        parameter.requires_grad_("lora_" in name or name.startswith("head.") or "LayerNorm" in name)
+    net, tokenizer, base_name, prior = _build(base, start_from, s)
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
     texts, labels = list(train[0]), list(train[1])
-    per_epoch = math.ceil(len(texts) / s.batch_size)
-    total = max(1, int(per_epoch * s.epochs))
+    total = max(1, int(math.ceil(len(texts) / s.batch_size) * s.epochs))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total, s.warmup))
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(labels, s.balanced))
-    state = _Best(out, net, tokenizer, base_name, s, metadata or {})
+    state = _Best(out, net, tokenizer, base_name, s, metadata or {}, prior)
     step, running = 0, 0.0
     net.train()
     while step < total:
@@ -155,13 +156,35 @@ def finetune(
     return state.best_scores()
 
 
+def _build(
+    base: str | None, start_from: Path | None, s: FinetuneSettings
+) -> tuple[SentimentNet, Any, str, dict[str, torch.Tensor]]:
+    """The network to train with only adapters, LayerNorms and head trainable, plus any prior adapter."""
+    prior: dict[str, torch.Tensor] = {}
+    if start_from is not None:
+        tokenizer, net, meta = load_model_dir(start_from)
+        base_name = str(meta["base"])
+        prior = scaled_adapter(start_from)
+        encoder = net.encoder
+    else:
+        tokenizer, encoder, base_name = load_base(base)
+    inject(encoder, rank=s.rank, alpha=s.alpha, dropout=s.dropout)
+    fresh = SentimentNet(encoder, dropout=s.dropout)
+    if start_from is not None:
+        fresh.head.load_state_dict(net.head.state_dict())
+    for name, parameter in fresh.named_parameters():
+        parameter.requires_grad_("lora_" in name or name.startswith("head.") or "LayerNorm" in name)
+    return fresh, tokenizer, base_name, prior
+
+
 class _Best:
     """Evaluates on val and rewrites the model directory whenever val macro-recall improves."""
 
     def __init__(self, out: Path, net: SentimentNet, tokenizer: Any, base: str,
-                 settings: FinetuneSettings, metadata: dict[str, Any]) -> None:
+                 settings: FinetuneSettings, metadata: dict[str, Any],
+                 prior: dict[str, torch.Tensor]) -> None:
         self.out, self.net, self.tokenizer, self.base = out, net, tokenizer, base
-        self.settings, self.metadata = settings, metadata
+        self.settings, self.metadata, self.prior = settings, metadata, prior
         self.best: Scores | None = None
         self.stale = 0
         self.started = time.perf_counter()
@@ -172,18 +195,28 @@ class _Best:
                  result.accuracy, time.perf_counter() - self.started)
         if self.best is None or result.macro_recall > self.best.macro_recall:
             self.best, self.stale = result, 0
-            tensors = {f"encoder.{k}": v for k, v in adapter_tensors(self.net.encoder).items()}
-            tensors["head.weight"] = self.net.head.weight.detach().clone()
-            tensors["head.bias"] = self.net.head.bias.detach().clone()
-            meta = dict(self.metadata)
-            meta["training"] = {**asdict(self.settings), "step": step,
-                                "seconds": round(time.perf_counter() - self.started)}
-            meta["val"] = result.as_dict()
-            save_model_dir(self.out, tensors, base=self.base, max_length=self.settings.max_length,
-                           scale=self.settings.alpha / self.settings.rank, metadata=meta)
+            self._save(step, result)
         else:
             self.stale += 1
         return self.stale
+
+    def _save(self, step: int, result: Scores) -> None:
+        scale = self.settings.alpha / self.settings.rank
+        tensors = {}
+        for key, value in adapter_tensors(self.net.encoder).items():
+            tensors[f"encoder.{key}"] = value * scale if key.endswith(".lora_b") else value
+        for key, value in self.prior.items():  # earlier adapters stack along the rank dimension
+            if key.endswith(".lora_a") or key.endswith(".lora_b"):
+                dim = 0 if key.endswith(".lora_a") else 1
+                tensors[key] = torch.cat([value, tensors[key]], dim=dim)
+        tensors["head.weight"] = self.net.head.weight.detach().clone()
+        tensors["head.bias"] = self.net.head.bias.detach().clone()
+        meta = dict(self.metadata)
+        meta["training"] = {**asdict(self.settings), "step": step,
+                            "seconds": round(time.perf_counter() - self.started)}
+        meta["val"] = result.as_dict()
+        save_model_dir(self.out, tensors, base=self.base, max_length=self.settings.max_length,
+                       scale=1.0, metadata=meta)
 
     def best_scores(self) -> Scores:
         if self.best is None:

@@ -118,6 +118,19 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def scaled_adapter(path: Path) -> dict[str, torch.Tensor]:
+    """A model dir's encoder tensors with the LoRA scale folded into B, so adapters can be stacked."""
+    from safetensors.torch import load_file
+
+    scale = float(read_meta(path)["lora_scale"])
+    tensors = load_file(str(path / ADAPTER_FILE))
+    return {
+        k: (v.float() * scale if k.endswith(".lora_b") else v.float())
+        for k, v in tensors.items()
+        if k.startswith("encoder.")
+    }
+
+
 def load_model_dir(path: Path) -> tuple[Any, SentimentNet, dict[str, Any]]:
     """Tokenizer, merged eval-mode network and metadata for a model directory."""
     from safetensors.torch import load_file
