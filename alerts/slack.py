@@ -28,7 +28,15 @@ from listener.config import BrandConfig, SlackConfig
 from listener.errors import ConfigError, NotifierError
 from listener.records import Alert, ScoredMention
 
-__all__ = ["ChannelLookup", "SlackNotifier", "build_blocks", "fallback_text", "to_notifier_error"]
+__all__ = [
+    "ACTION_PREFIX",
+    "ChannelLookup",
+    "SlackNotifier",
+    "action_buttons",
+    "build_blocks",
+    "fallback_text",
+    "to_notifier_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,7 @@ RETRYABLE_CODES = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 
+ACTION_PREFIX = "listener."
 ChannelLookup = Callable[[str], str | None] | Mapping[str, str | None]
 Block = dict[str, Any]
 
@@ -48,14 +57,14 @@ def _mrkdwn(text: str) -> Block:
 
 
 def _header(alert: Alert) -> Block:
-    verb = "Negative spike" if alert.status == "firing" else "Resolved"
+    verb = {"firing": "Negative spike", "update": "Still rising", "resolved": "Resolved"}[alert.status]
     title = clean_line(f"{verb}: {alert.brand}", HEADER_LIMIT)
     return {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}}
 
 
 def _counts(alert: Alert) -> Block:
     ratio = f"{alert.observed / alert.expected:.1f}× baseline" if alert.expected > 0 else "no baseline"
-    if alert.status == "firing":
+    if alert.status != "resolved":
         first = f"*{alert.observed}* negative mentions vs *{alert.expected:.1f}* expected ({ratio})"
     else:
         first = f"Negative volume is back to *{alert.observed}* (expected *{alert.expected:.1f}*)"
@@ -79,11 +88,35 @@ def _context(alert: Alert) -> Block:
     return {"type": "context", "elements": [_mrkdwn(f"Window {window} · alert {escape(alert.id, 64)}")]}
 
 
-def build_blocks(alert: Alert) -> list[Block]:
-    """Header, counts, one section per sample mention, then the window."""
+def action_buttons(alert_id: str, state: str = "open") -> Block:
+    """The response buttons; each carries the alert id, which names its incident."""
+    by_state: dict[str, list[tuple[str, str, str | None]]] = {
+        "open": [("ack", "Acknowledge", "primary"), ("resolve", "Resolve", None)],
+        "acknowledged": [("resolve", "Resolve", "primary")],
+    }
+    wanted = by_state.get(state, [])
+    wanted = [*wanted, ("mute", "Mute 1h", None), ("not_real", "Not a real issue", "danger")]
+    elements: list[Block] = []
+    for action, label, style in wanted:
+        button: Block = {
+            "type": "button",
+            "action_id": ACTION_PREFIX + action,
+            "text": {"type": "plain_text", "text": label, "emoji": False},
+            "value": alert_id,
+        }
+        if style is not None:
+            button["style"] = style
+        elements.append(button)
+    return {"type": "actions", "block_id": "listener.actions", "elements": elements}
+
+
+def build_blocks(alert: Alert, *, buttons: bool = False) -> list[Block]:
+    """Header, counts, one section per sample mention, the window, and (firing) the buttons."""
     blocks = [_header(alert), _counts(alert)]
     blocks.extend(_sample(n, m) for n, m in enumerate(alert.samples, start=1))
     blocks.append(_context(alert))
+    if buttons and alert.status == "firing":
+        blocks.append(action_buttons(alert.id))
     return blocks
 
 
@@ -92,6 +125,8 @@ def fallback_text(alert: Alert) -> str:
     brand = escape(clean_line(alert.brand, 80))
     if alert.status == "resolved":
         return f"Resolved: negative spike for {brand} is over ({alert.observed} in the window)"
+    if alert.status == "update":
+        return f"Still rising for {brand}: {alert.observed} negative vs {alert.expected:.1f} expected"
     return (
         f"Negative spike for {brand}: {alert.observed} negative mentions "
         f"vs {alert.expected:.1f} expected, {alert.negative_share:.0%} negative"
@@ -140,10 +175,13 @@ class SlackNotifier:
         client: WebClient,
         channel_for_brand: ChannelLookup | None = None,
         default_channel: str | None = None,
+        *,
+        buttons: bool = False,
     ) -> None:
         self.client = client
         self.channel_for_brand = channel_for_brand
         self.default_channel = default_channel
+        self.buttons = buttons
 
     @classmethod
     def from_config(
@@ -157,7 +195,7 @@ class SlackNotifier:
         # No built-in retry handlers: NotifyStage retries, visibly, and only what is retryable.
         client = WebClient(**options, retry_handlers=[])
         channels = {brand.name.casefold(): brand.slack_channel for brand in brands}
-        return cls(client, channels, config.default_channel)
+        return cls(client, channels, config.default_channel, buttons=config.signing_secret is not None)
 
     def channel(self, alert: Alert) -> str:
         found: str | None = alert.channel
@@ -176,19 +214,40 @@ class SlackNotifier:
         return self._post(alert, None)
 
     def reply(self, alert: Alert, thread_ts: str) -> str | None:
-        """Post in the firing message's thread, echoed to the channel so the end is seen too."""
+        """Post in the firing message's thread; the end is echoed to the channel, updates are not."""
         return self._post(alert, thread_ts)
+
+    def post_text(self, channel: str, text: str, thread_ts: str | None = None) -> str | None:
+        """A plain mrkdwn line (escalations, reminders); the caller has escaped what it quotes."""
+        thread: dict[str, Any] = {} if thread_ts is None else {"thread_ts": thread_ts}
+        return self._call("chat_postMessage", channel=channel, text=text, unfurl_links=False, **thread)
+
+    def update_message(self, channel: str, ts: str, text: str, blocks: list[Block]) -> None:
+        """Rewrite a posted message in place (the alert showing its incident's state)."""
+        self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def _call(self, method: str, **fields: Any) -> str | None:
+        try:
+            response = getattr(self.client, method)(**fields)
+        except Exception as exc:
+            error = to_notifier_error(exc)
+            log.warning("slack: %s to %s failed: %s", method, fields.get("channel"), error)
+            raise error from exc
+        ts = response.get("ts")
+        return str(ts) if ts is not None else None
 
     def _post(self, alert: Alert, thread_ts: str | None) -> str | None:
         channel = self.channel(alert)
         thread: dict[str, Any] = (
-            {} if thread_ts is None else {"thread_ts": thread_ts, "reply_broadcast": True}
+            {}
+            if thread_ts is None
+            else {"thread_ts": thread_ts, "reply_broadcast": alert.status == "resolved"}
         )
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
                 text=fallback_text(alert),
-                blocks=build_blocks(alert),
+                blocks=build_blocks(alert, buttons=self.buttons),
                 link_names=False,
                 unfurl_links=False,
                 unfurl_media=False,

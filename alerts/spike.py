@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -33,6 +33,8 @@ from listener.records import Alert, ScoredMention, SentimentLabel
 __all__ = ["DetectorSettings", "SpikeDetector", "WindowStats"]
 
 SAMPLES = 3
+# An open spike is re-reported (in its thread) when its count reaches this multiple of the last report.
+UPDATE_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -231,21 +233,39 @@ class SpikeDetector:
                 state.open_spike = None
                 return alert
             state.spike_buckets.update(window)
-            return None
+            return self._rising(stats)
         if not self.is_spike(stats) or not self._recent(stats):
             return None
         alert_id = Alert.make_id(self.brand, self.rule.name, _utc(stats.start))
-        state.open_spike = OpenSpike(alert_id=alert_id, window_start=stats.start, fired_at=self._now())
+        state.open_spike = OpenSpike(
+            alert_id=alert_id, window_start=stats.start, fired_at=self._now(), peak=stats.observed
+        )
         state.spike_buckets.update(window)
         return self._alert(stats, "firing", alert_id)
+
+    def _rising(self, stats: WindowStats) -> Alert | None:
+        """An update for the open spike's thread when it has grown clearly past the last report."""
+        spike = self.state.open_spike
+        assert spike is not None
+        if spike.peak == 0:  # state saved before updates existed: this window is the baseline report
+            self.state.open_spike = replace(spike, peak=stats.observed)
+            return None
+        grown = stats.observed >= UPDATE_GROWTH * spike.peak
+        if not grown or stats.observed - spike.peak < self.rule.min_count or not self._recent(stats):
+            return None
+        spike = replace(spike, peak=stats.observed, revision=spike.revision + 1)
+        self.state.open_spike = spike
+        return self._alert(stats, "update", spike.alert_id).model_copy(update={"revision": spike.revision})
 
     def _recent(self, stats: WindowStats) -> bool:
         """Backfill is history, not news: only windows ending near the wall clock may fire."""
         return self._now() - stats.end <= self.settings.alert_age(self.rule)
 
-    def _alert(self, stats: WindowStats, status: Literal["firing", "resolved"], alert_id: str) -> Alert:
+    def _alert(
+        self, stats: WindowStats, status: Literal["firing", "update", "resolved"], alert_id: str
+    ) -> Alert:
         samples: tuple[ScoredMention, ...] = ()
-        if status == "firing":
+        if status != "resolved":
             samples = self.samples_between(stats.start, stats.end)
         return Alert(
             id=alert_id,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alerts.notifier import Notifier
 from alerts.outbox import Outbox
+from alerts.response import Desk
 from alerts.spike import DetectorSettings, SpikeDetector
 from alerts.state import DetectorStore
 from listener.config import AlertRule
@@ -31,6 +32,11 @@ ALERTS_TOPIC = "alerts"
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _status_key(alert: Alert) -> str:
+    """What one message is: firing, resolved, or the n-th update of the spike."""
+    return f"update-{alert.revision}" if alert.status == "update" else alert.status
 
 
 class DetectStage:
@@ -145,6 +151,7 @@ class NotifyStage:
         max_retry_after: float = 300.0,
         remember: int = 10_000,
         outbox: Outbox | None = None,
+        desk: Desk | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
@@ -157,31 +164,46 @@ class NotifyStage:
         self._remember = remember
         self._sent: dict[tuple[str, str, int], str | None] = {}
         self.outbox = outbox
+        self.desk = desk
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
         for record in records:
             if not isinstance(record, Alert):
                 log.warning("notify: ignoring a %s on alerts", type(record).__name__)
                 continue
-            for index, notifier in enumerate(self.notifiers):
-                key = (record.id, record.status, index)
-                if key in self._sent or self._already_sent(record, index):
-                    log.debug("notify: %s %s already sent by notifier %d", record.status, record.id, index)
+            if self.desk is not None:
+                if not self.desk.admit(record):
+                    log.info("notify: %s alert %s for %s is silenced", record.status, record.id, record.brand)
                     continue
-                if self.outbox is not None:
-                    self.outbox.sending(record.id, record.status, index)
-                ref = self._deliver(notifier, record, self._thread(record, index))
-                self._sent[key] = ref
-                if self.outbox is not None:
-                    self.outbox.sent(record.id, record.status, index, ref)
-                if len(self._sent) > self._remember:
-                    del self._sent[next(iter(self._sent))]
+                if record.status == "firing":
+                    # Before posting, so the message's buttons always find their incident.
+                    self.desk.open(record)
+            for index, notifier in enumerate(self.notifiers):
+                self._notify(record, index, notifier)
         return []
+
+    def _notify(self, record: Alert, index: int, notifier: Notifier) -> None:
+        status = _status_key(record)
+        key = (record.id, status, index)
+        if key in self._sent or self._already_sent(record, index):
+            log.debug("notify: %s %s already sent by notifier %d", status, record.id, index)
+            return
+        if self.outbox is not None:
+            self.outbox.sending(record.id, status, index)
+        ref = self._deliver(notifier, record, self._thread(record, index))
+        self._sent[key] = ref
+        if self.outbox is not None:
+            self.outbox.sent(record.id, status, index, ref)
+        if len(self._sent) > self._remember:
+            del self._sent[next(iter(self._sent))]
+        channel_of = getattr(notifier, "channel", None)
+        if self.desk is not None and record.status == "firing" and ref is not None and callable(channel_of):
+            self.desk.incidents.attach_message(record.id, str(channel_of(record)), ref)
 
     def _already_sent(self, alert: Alert, index: int) -> bool:
         if self.outbox is None:
             return False
-        state = self.outbox.state(alert.id, alert.status, index)
+        state = self.outbox.state(alert.id, _status_key(alert), index)
         if state == "sending":
             log.warning(
                 "notify: %s alert %s may have been sent before a restart; sending again rather than lose it",
@@ -242,6 +264,8 @@ class NotifyStage:
     def close(self) -> None:
         if self.outbox is not None:
             self.outbox.close()
+        if self.desk is not None:
+            self.desk.close()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

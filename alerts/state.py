@@ -43,6 +43,8 @@ class OpenSpike:
     alert_id: str
     window_start: float
     fired_at: float
+    peak: int = 0  # the count last reported; an update goes out when it is clearly exceeded
+    revision: int = 0  # updates posted so far
 
 
 @dataclass
