@@ -204,5 +204,10 @@ main.add_command(train)
 main.add_command(evaluate)
 main.add_command(feedback)
 
+from listener.cli_ops import dlq, reindex_command  # noqa: E402  (registered last, after main exists)
+
+main.add_command(dlq)
+main.add_command(reindex_command)
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])

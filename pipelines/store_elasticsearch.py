@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -323,6 +323,23 @@ class ElasticsearchStore:
         counts = dict.fromkeys(LABELS, 0)
         counts.update({b["key"]: int(b["doc_count"]) for b in result["aggregations"]["s"]["buckets"]})
         return counts
+
+    def scan(self, batch: int = 500) -> Iterator[list[ScoredMention]]:
+        """Every stored mention, in batches by id, for `listener reindex`.
+
+        `search_after` on the id rather than `from`: deep `from` paging stops at the
+        cluster's result window (10 000 by default), a store does not.
+        """
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {"query": {"match_all": {}}, "sort": [{"id": "asc"}], "size": batch}
+            if after is not None:
+                body["search_after"] = after
+            hits = self._search(**body)["hits"]["hits"]
+            if not hits:
+                return
+            yield [self._decode(raw["_source"]["record"]) for raw in hits]
+            after = list(hits[-1]["sort"])
 
     def _decode(self, record: str) -> ScoredMention:
         try:

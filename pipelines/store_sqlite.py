@@ -366,6 +366,23 @@ class EmbeddedStore:
         counts.update(dict(rows))
         return counts
 
+    def scan(self, batch: int = 500) -> Iterator[list[ScoredMention]]:
+        """Every stored mention, in batches in insertion order, for `listener reindex`.
+
+        Keyset paging on the row sequence keeps each read short, so a reindex of a
+        large store never holds one long read transaction open against the writers.
+        """
+        last = 0
+        while True:
+            with self._transaction(False, "scan") as conn:
+                rows = conn.execute(
+                    "SELECT seq, record FROM mentions WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            yield [self._decode(record) for _, record in rows]
+            last = int(rows[-1][0])
+
     def _decode(self, record: str) -> ScoredMention:
         try:
             mention = decode(record.encode("utf-8"))
