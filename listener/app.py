@@ -14,10 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alerts.console import ConsoleNotifier
+from alerts.escalation import Announcer, EscalationStage
 from alerts.notifier import Notifier
 from alerts.outbox import Outbox
+from alerts.response import Desk
 from alerts.stages import DetectStage, NotifyStage
 from crawlers.factory import build_sources
 from crawlers.scheduler import Scheduler
@@ -89,6 +92,7 @@ class Monitor:
         self.sources = build_sources(self.config, self.fetch_state)
         self.scheduler = Scheduler(self.sources, self.fetch_state, publish=self._publish_documents)
         self.runners: list[StageRunner] = []
+        self.interactivity: Any = None  # the Slack endpoint, when slack.signing_secret is set
 
     def _publish_documents(self, docs: list[Document]) -> None:
         self.bus.publish_many("documents", [(doc.source, encode(doc)) for doc in docs])
@@ -105,8 +109,29 @@ class Monitor:
                 channels={b.name: b.slack_channel for b in self.config.brands},
                 state_path=self.config.data_dir / "detector.db",
             ),
-            NotifyStage(notifiers, outbox=Outbox(self.config.data_dir / "outbox.db")),
+            NotifyStage(
+                notifiers,
+                outbox=Outbox(self.config.data_dir / "outbox.db"),
+                desk=Desk.open_dir(self.config.data_dir, self.config),
+            ),
+            EscalationStage(Desk.open_dir(self.config.data_dir, self.config), self._slack(notifiers)),
         ]
+
+    def _slack(self, notifiers: Sequence[Notifier]) -> Announcer | None:
+        """The Slack notifier, which also posts escalations and serves the buttons' endpoint."""
+        slack = next((n for n in notifiers if hasattr(n, "post_text")), None)
+        secret = self.config.slack.signing_secret
+        if slack is not None and secret is not None and self.interactivity is None:
+            from alerts.interactivity import InteractivityServer
+
+            self.interactivity = InteractivityServer(
+                Desk.open_dir(self.config.data_dir, self.config),
+                slack,  # type: ignore[arg-type]
+                secret.get_secret_value(),
+                self.config.slack.interactivity_host,
+                self.config.slack.interactivity_port,
+            ).start()
+        return slack  # type: ignore[return-value]
 
     def start(self, stop: threading.Event) -> None:
         self.runners = [
@@ -151,6 +176,8 @@ class Monitor:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
+        if self.interactivity is not None:
+            self.interactivity.stop()
         self.scheduler.close()
         self.bus.close()
         self.store.close()

@@ -1,6 +1,7 @@
 """A loopback stand-in for Slack's Web API, enough for `slack_sdk.WebClient(base_url=...)`.
 
-It answers `auth.test` and `chat.postMessage` (form or JSON bodies), checks the
+It answers `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`
+and `views.open` (form or JSON bodies), checks the
 `Authorization: Bearer` token like Slack does (HTTP 200 with `ok: false`),
 records every request, and can be told to fail the next calls with a 429 plus
 `Retry-After`, an HTTP 500, or an `ok: false` error code.
@@ -62,6 +63,10 @@ class FakeSlack:
         with self._lock:
             self._failures.extend([how] * count)
 
+    def calls(self, method: str) -> list[RecordedRequest]:
+        """Accepted calls of one Web API method, e.g. "chat.update", in order."""
+        return [r for r in self.requests if r.method == method and r.response.get("ok")]
+
     @property
     def posted(self) -> list[RecordedRequest]:
         """chat.postMessage calls that Slack would have accepted."""
@@ -74,7 +79,7 @@ class FakeSlack:
     def _answer(
         self, method: str, headers: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
-        if method not in ("auth.test", "chat.postMessage"):
+        if method not in _METHODS:
             return 200, {"ok": False, "error": "unknown_method"}
         auth = headers.get("authorization", "")
         if not auth:
@@ -98,8 +103,18 @@ class FakeSlack:
                 "user_id": "U0001",
                 "bot_id": "B0001",
             }
+        if method == "views.open":
+            if not body.get("trigger_id"):
+                return 200, {"ok": False, "error": "invalid_trigger_id"}
+            return 200, {"ok": True, "view": {"id": f"V{next(self._ts):06d}", **_view(body)}}
         if not body.get("channel"):
             return 200, {"ok": False, "error": "channel_not_found"}
+        if method == "chat.update":
+            if not body.get("ts"):
+                return 200, {"ok": False, "error": "message_not_found"}
+            return 200, {"ok": True, "channel": body["channel"], "ts": body["ts"]}
+        if method == "chat.postEphemeral":
+            return 200, {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
         ts = f"1700000000.{next(self._ts):06d}"
         return 200, {
             "ok": True,
@@ -134,6 +149,16 @@ class FakeSlack:
                 pass
 
         return Handler
+
+
+_METHODS = frozenset({"auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "views.open"})
+
+
+def _view(body: dict[str, Any]) -> dict[str, Any]:
+    view = body.get("view")
+    if isinstance(view, str):
+        view = json.loads(view)
+    return view if isinstance(view, dict) else {}
 
 
 def _parse_body(content_type: str, raw: str) -> dict[str, Any]:

@@ -1,0 +1,203 @@
+"""The rapid-response story, end to end in one process.
+
+A crisis builds on a watched brand; Slack (the loopback stand-in, through the
+real slack_sdk client) gets one alert with buttons and a thread of updates;
+nobody answers, so after the response time the incident escalates to the next
+responder by mention; a signed button press acknowledges it, a forged and a
+replayed one change nothing; the owner resolves it with a note through the
+modal and the message shows it resolved.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
+
+from alertstory import Story
+from slack_sdk import WebClient
+from slack_server import TOKEN, FakeSlack, fake_slack
+
+from alerts.escalation import EscalationStage
+from alerts.incidents import IncidentStore
+from alerts.interactivity import InteractivityServer, sign
+from alerts.oncall import Roster
+from alerts.outbox import Outbox
+from alerts.response import Desk
+from alerts.silences import SilenceStore
+from alerts.slack import SlackNotifier
+from alerts.stages import NotifyStage
+from listener.config import OnCallConfig
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ONCALL = OnCallConfig.model_validate(
+    {
+        "responders": [
+            {"name": "Dana", "slack_user": "U0DANA"},
+            {"name": "Sam", "slack_user": "U0SAM"},
+            {"name": "Lee", "slack_user": "U0LEE"},
+        ],
+        "handover_every": "7d",
+        "handover_at": "2024-04-29T09:00:00Z",  # Dana took over on the Monday before the crisis
+        "escalation": [{"responder": "Lee", "channel": "#acme-escalations"}],
+        "response_time": "15m",
+        "remind_every": "1h",
+        "admins": ["U0BOSS"],
+    }
+)
+
+
+def press(url: str, payload: dict[str, Any], secret: str = SECRET, *, body: bytes | None = None) -> int:
+    """POST a Slack interactivity request, signed with `secret` now; the HTTP status."""
+    raw = body if body is not None else urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = str(int(time.time()))
+    headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(secret, stamp, raw)}
+    return send(url, raw, headers)
+
+
+def send(url: str, raw: bytes, headers: dict[str, str]) -> int:
+    request = Request(url, data=raw, headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
+    try:
+        with urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except HTTPError as exc:
+        return int(exc.code)
+
+
+def button(action: str, alert_id: str, user: str, message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "channel": {"id": "#acme-alerts"},
+        "message": message,
+        "actions": [{"action_id": f"listener.{action}", "value": alert_id}],
+    }
+
+
+def submission(user: str, slack: FakeSlack, note: str) -> dict[str, Any]:
+    view = slack.calls("views.open")[-1].body["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    state = {"values": {"note": {"note": {"type": "plain_text_input", "value": note}}}}
+    return {"type": "view_submission", "user": {"id": user}, "view": {**view, "state": state}}
+
+
+class Desks:
+    """Each stage gets its own connections to the same files, as in the monitor."""
+
+    def __init__(self, tmp_path: Path, story: Story) -> None:
+        self.tmp_path, self.story = tmp_path, story
+
+    def __call__(self) -> Desk:
+        return Desk(
+            IncidentStore(self.tmp_path / "incidents.db"),
+            SilenceStore(self.tmp_path / "silences.db"),
+            Roster({"Acme": ONCALL}),
+            clock=lambda: self.story.clock.now.timestamp(),
+        )
+
+
+def test_a_crisis_is_owned_escalated_acknowledged_and_resolved_in_slack(tmp_path: Path) -> None:
+    story, desks = Story(tmp_path), None
+    desks = Desks(tmp_path, story)
+    with fake_slack() as slack:
+        notifier = SlackNotifier(
+            WebClient(token=TOKEN, base_url=slack.url, retry_handlers=[], timeout=5),
+            {"Acme": "#acme-alerts"},
+            buttons=True,
+        )
+        notify = NotifyStage(
+            [notifier], sleep=lambda s: None, outbox=Outbox(tmp_path / "outbox.db"), desk=desks()
+        )
+        escalation = EscalationStage(desks(), notifier)
+        endpoint = InteractivityServer(desks(), notifier, SECRET).start()
+        try:
+            # A quiet hour, then complaints build up, then double.
+            story.quiet_hour()
+            for negatives in [4] * 6 + [12] * 6:
+                alerts = story.minute(negatives=negatives)
+                notify.handle(alerts)
+                escalation.handle(alerts)
+            statuses = [a.status for a in story.alerts]
+            assert statuses.count("firing") == 1 and statuses.count("update") >= 1
+
+            incidents = IncidentStore(tmp_path / "incidents.db")
+            (incident,) = incidents.find()
+            assert incident.state == "open" and incident.responder == "Dana"
+            first, *thread = slack.posted
+            assert [b["block_id"] for b in first.body["blocks"] if b["type"] == "actions"] == [
+                "listener.actions"
+            ]
+            assert thread and all(p.body["thread_ts"] == first.response["ts"] for p in thread)
+            assert all(p.body["reply_broadcast"] in (False, "0", "false") for p in thread)
+
+            # Nobody acknowledges within 15 minutes: Lee is mentioned in the thread and escalation channel.
+            story.clock.now += timedelta(minutes=16)
+            escalation.tick()
+            escalations = [p for p in slack.posted if "<@U0LEE>" in p.body["text"]]
+            assert {p.body["channel"] for p in escalations} == {"#acme-escalations", "#acme-alerts"}
+            assert incidents.get(incident.id).level == 1  # type: ignore[union-attr]
+
+            # Dana presses Acknowledge; a forged press and a replay of a real one do nothing.
+            message = {"ts": first.response["ts"], "blocks": first.body["blocks"]}
+            assert (
+                press(endpoint.url, button("ack", incident.alert_id, "U0SAM", message), "wrong-secret") == 401
+            )
+            raw = urlencode(
+                {"payload": json.dumps(button("ack", incident.alert_id, "U0DANA", message))}
+            ).encode()
+            stamp = str(int(time.time()))
+            signed = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(SECRET, stamp, raw)}
+            assert send(endpoint.url, raw, signed) == 200
+            assert send(endpoint.url, raw, signed) == 401
+            old = str(int(time.time()) - 600)
+            assert (
+                send(
+                    endpoint.url,
+                    raw,
+                    {"X-Slack-Request-Timestamp": old, "X-Slack-Signature": sign(SECRET, old, raw)},
+                )
+                == 401
+            )
+            assert send(endpoint.url, raw, {}) == 401
+            acked = incidents.get(incident.id)
+            assert acked is not None and acked.state == "acknowledged" and acked.owner == "Dana"
+            update = slack.calls("chat.update")[-1].body
+            assert update["ts"] == first.response["ts"] and "Acknowledged* by Dana" in json.dumps(
+                update["blocks"]
+            )
+
+            # Still unanswered time passes, but an owned incident does not escalate further.
+            story.clock.now += timedelta(minutes=30)
+            escalation.tick()
+            assert len([p for p in slack.posted if "<@" in p.body["text"]]) == 2
+
+            # Sam is not the owner: the modal refuses; Dana resolves with a note.
+            assert press(endpoint.url, button("resolve", incident.alert_id, "U0SAM", message)) == 200
+            assert press(endpoint.url, submission("U0SAM", slack, "I fixed it")) == 200
+            assert incidents.get(incident.id).state == "acknowledged"  # type: ignore[union-attr]
+            assert press(endpoint.url, button("resolve", incident.alert_id, "U0DANA", message)) == 200
+            assert (
+                press(endpoint.url, submission("U0DANA", slack, "Refunds issued; <!channel> apologised"))
+                == 200
+            )
+            resolved = incidents.get(incident.id)
+            assert resolved is not None and resolved.state == "resolved" and resolved.resolved_by == "Dana"
+            final = slack.calls("chat.update")[-1].body
+            assert "Resolved* by Dana" in json.dumps(final["blocks"])
+            assert not [b for b in final["blocks"] if b["type"] == "actions"]
+            assert any(b["type"] == "section" for b in final["blocks"])  # the alert's evidence is kept
+            note = slack.posted[-1].body
+            assert note["thread_ts"] == first.response["ts"] and "&lt;!channel&gt;" in note["text"]
+            kinds = [e.kind for e in incidents.events(incident.id)]
+            assert kinds[0] == "opened" and "escalated" in kinds and kinds[-1] == "resolved"
+            assert kinds.index("escalated") < kinds.index("acknowledged")
+        finally:
+            endpoint.stop()
+            notify.close()
+            escalation.close()
