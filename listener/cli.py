@@ -209,5 +209,10 @@ from listener.cli_ops import dlq, reindex_command  # noqa: E402  (registered las
 main.add_command(dlq)
 main.add_command(reindex_command)
 
+from listener.cli_alerts import incidents, silence  # noqa: E402  (registered last, after main exists)
+
+main.add_command(incidents)
+main.add_command(silence)
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])
