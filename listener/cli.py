@@ -209,6 +209,11 @@ from listener.cli_ops import dlq, reindex_command  # noqa: E402  (registered las
 main.add_command(dlq)
 main.add_command(reindex_command)
 
+from listener.cli_web import serve, users  # noqa: E402  (registered last, after main exists)
+
+main.add_command(serve)
+main.add_command(users)
+
 from listener.cli_alerts import incidents, silence  # noqa: E402  (registered last, after main exists)
 
 main.add_command(incidents)

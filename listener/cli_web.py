@@ -1,0 +1,117 @@
+"""`listener serve` and `listener users`: the web app and its accounts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from listener.config import Config, load_config
+from listener.errors import ConfigError
+from listener.web.accounts import ROLES, AccountError, AccountStore
+
+__all__ = ["serve", "users"]
+
+DEFAULT_CONFIG = os.environ.get("LISTENER_CONFIG", "watch.yaml")
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(2) from None
+
+
+_config = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the watch.yaml to use (or set LISTENER_CONFIG)",
+)
+
+
+@click.command()
+@_config
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def serve(config_path: Path, host: str, port: int) -> None:
+    """Serve the web app (search, dashboards, watch terms) over the configured store."""
+    import uvicorn
+
+    from listener.app import open_store
+    from listener.web import create_app
+
+    cfg = _load(config_path)
+    accounts = AccountStore(cfg.data_dir / "web.db")
+    if not accounts.users():
+        click.echo(f"No accounts yet: create one with  listener users add NAME --role admin -c {config_path}")
+    store = open_store(cfg)
+    click.echo(f"Listener web app on http://{host}:{port}/ (Ctrl-C stops)")
+    try:
+        uvicorn.run(
+            create_app(cfg, store, accounts=accounts),
+            host=host,
+            port=port,
+            log_level="warning",
+            proxy_headers=True,
+        )
+    finally:
+        store.close()
+
+
+@click.group()
+def users() -> None:
+    """Web app accounts."""
+
+
+@users.command("add")
+@click.argument("name")
+@_config
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
+@click.option("--brand", "brands", multiple=True, help="an editor's brand (repeat; default: every brand)")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def users_add(name: str, config_path: Path, role: str, brands: tuple[str, ...], password_stdin: bool) -> None:
+    """Create an account; the password is prompted for (or read from stdin)."""
+    cfg = _load(config_path)
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = AccountStore(cfg.data_dir / "web.db").add_user(name, role, password, brands)
+    except AccountError as exc:
+        click.echo(f"cannot add the user: {exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(f"added {user.name} ({user.role})")
+
+
+@users.command("token")
+@click.argument("name")
+@_config
+@click.option("--label", default="", help="what the token is for")
+def users_token(name: str, config_path: Path, label: str) -> None:
+    """Issue an API token for NAME (sent as `Authorization: Bearer TOKEN`); shown only once."""
+    cfg = _load(config_path)
+    try:
+        token = AccountStore(cfg.data_dir / "web.db").issue_token(name.casefold(), label)
+    except AccountError as exc:
+        click.echo(f"cannot issue a token: {exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(token)
+
+
+@users.command("list")
+@_config
+def users_list(config_path: Path) -> None:
+    """Accounts and their roles."""
+    cfg = _load(config_path)
+    for user in AccountStore(cfg.data_dir / "web.db").users():
+        brands = f"  brands: {', '.join(user.brands)}" if user.brands else ""
+        click.echo(f"{user.name}  {user.role}{brands}")

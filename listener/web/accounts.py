@@ -1,0 +1,203 @@
+"""Accounts, sessions and API tokens for the web app, in `<data_dir>/web.db`.
+
+Passwords are hashed with Argon2id (argon2-cffi's defaults follow RFC 9106).
+Session ids and API tokens are random 256-bit values; only their SHA-256
+digests are stored, so a copy of the database does not log anyone in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from listener.errors import ListenerError
+
+__all__ = ["ROLES", "AccountError", "AccountStore", "Role", "Session", "User", "can"]
+
+Role = Literal["viewer", "editor", "responder", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "editor", "responder", "admin")
+SESSION_SECONDS = 12 * 3600
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-@")
+
+# What each role may do beyond reading; admin may do everything.
+_GRANTS: dict[str, frozenset[str]] = {
+    "viewer": frozenset({"read", "feedback"}),
+    "editor": frozenset({"read", "feedback", "watch_terms"}),
+    "responder": frozenset({"read", "feedback", "incidents"}),
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
+    brands TEXT NOT NULL DEFAULT '', created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    digest TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY, user TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL
+);
+"""
+
+
+class AccountError(ListenerError):
+    """A user could not be created or changed (bad name, role or password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+    brands: tuple[str, ...] = ()  # an editor's brands; empty means every brand
+
+    def may_edit_brand(self, brand: str) -> bool:
+        if self.role == "admin":
+            return True
+        return can(self, "watch_terms") and (
+            not self.brands or brand.casefold() in {b.casefold() for b in self.brands}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: User
+    csrf: str
+
+
+def can(user: User, action: str) -> bool:
+    """Whether `user`'s role grants `action` (read, feedback, watch_terms, incidents, users)."""
+    return user.role == "admin" or action in _GRANTS.get(user.role, frozenset())
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class AccountStore:
+    """Users, sessions and tokens; one connection per thread, WAL so readers never wait."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._hasher = PasswordHasher()
+        self._local = threading.local()
+        with self._tx() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        with db:
+            yield db
+
+    # --- users ------------------------------------------------------------------------------
+
+    def add_user(self, name: str, role: str, password: str, brands: tuple[str, ...] = ()) -> User:
+        name = name.strip().casefold()
+        if not name or len(name) > 64 or not set(name) <= _NAME_OK:
+            raise AccountError("a user name is 1-64 characters of a-z, 0-9, '.', '_', '-', '@'")
+        if role not in ROLES:
+            raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if len(password) < 10:
+            raise AccountError("a password needs at least 10 characters")
+        hashed = self._hasher.hash(password)
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                    (name, role, hashed, "\n".join(brands), time.time()),
+                )
+        except sqlite3.IntegrityError:
+            raise AccountError(f"user {name!r} already exists") from None
+        return User(name, role, tuple(brands))
+
+    def user(self, name: str) -> User | None:
+        with self._tx() as db:
+            row = db.execute("SELECT name, role, brands FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return User(row[0], cast(Role, row[1]), tuple(b for b in row[2].split("\n") if b))
+
+    def users(self) -> list[User]:
+        with self._tx() as db:
+            names = [r[0] for r in db.execute("SELECT name FROM users ORDER BY name")]
+        return [u for u in (self.user(n) for n in names) if u is not None]
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if the password is right; a wrong name costs as much time as a wrong password."""
+        name = name.strip().casefold()
+        with self._tx() as db:
+            row = db.execute("SELECT password FROM users WHERE name = ?", (name,)).fetchone()
+        stored = row[0] if row else self._hasher.hash(secrets.token_hex(8))
+        try:
+            self._hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if self._hasher.check_needs_rehash(stored):
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE users SET password = ? WHERE name = ?", (self._hasher.hash(password), name)
+                )
+        return self.user(name)
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def open_session(self, user: User) -> tuple[str, Session]:
+        """A new session id (for the cookie) and its CSRF token."""
+        sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                (_digest(sid), user.name, csrf, now + SESSION_SECONDS),
+            )
+        return sid, Session(user, csrf)
+
+    def session(self, sid: str) -> Session | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT user, csrf FROM sessions WHERE digest = ? AND expires >= ?",
+                (_digest(sid), time.time()),
+            ).fetchone()
+        if row is None:
+            return None
+        user = self.user(row[0])
+        return None if user is None else Session(user, row[1])
+
+    def close_session(self, sid: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM sessions WHERE digest = ?", (_digest(sid),))
+
+    # --- API tokens -------------------------------------------------------------------------
+
+    def issue_token(self, name: str, label: str = "") -> str:
+        """A new bearer token for `name`; shown once, stored only as a digest."""
+        if self.user(name) is None:
+            raise AccountError(f"no user {name!r}")
+        token = "lst_" + secrets.token_urlsafe(32)
+        with self._tx() as db:
+            db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", (_digest(token), name, label, time.time()))
+        return token
+
+    def token_user(self, token: str) -> User | None:
+        with self._tx() as db:
+            row = db.execute("SELECT user FROM tokens WHERE digest = ?", (_digest(token),)).fetchone()
+        return None if row is None else self.user(row[0])

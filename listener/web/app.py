@@ -1,0 +1,132 @@
+"""The web app factory: pages and JSON API over one store, behind one login gate."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from listener.config import Config
+from listener.web import dashboard, feedback, search, watchterms
+from listener.web.accounts import AccountError, AccountStore
+from listener.web.feedback import MentionFeedback
+from listener.web.render import page
+from listener.web.security import COOKIE, AdminUser, Csrf, Reader, auth_middleware, session_of
+from listener.web.watchterms import WatchTermStore
+from pipelines.store import MentionStore
+
+__all__ = ["create_app"]
+
+_LOGIN_COOKIE = "listener_login"
+_HERE = Path(__file__).parent
+
+
+class UserIn(BaseModel):
+    name: str
+    role: str
+    password: str
+    brands: list[str] = []
+
+
+def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | None = None) -> FastAPI:
+    """The app for `config`'s brands over `store`; accounts live in `<data_dir>/web.db`."""
+    app = FastAPI(
+        title="Listener",
+        summary="Search brand mentions, read dashboards, edit watch terms, give feedback.",
+        docs_url=None,  # Swagger UI needs inline and third-party scripts; the schema is at /openapi.json
+        redoc_url=None,
+    )
+    web_db = config.data_dir / "web.db"
+    app.state.config = config
+    app.state.store = store
+    app.state.brand_names = [b.name for b in config.brands]
+    app.state.accounts = accounts or AccountStore(web_db)
+    app.state.watch_terms = WatchTermStore(web_db)
+    app.state.feedback = MentionFeedback(web_db, config.data_dir / "feedback.db")
+    app.middleware("http")(auth_middleware)
+    app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+    for module in (search, dashboard, watchterms, feedback):
+        app.include_router(module.router)
+    _session_routes(app)
+    return app
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _next(target: str) -> str:
+    """Only a local path; an open redirect to another site is refused."""
+    parts = urlsplit(target)
+    ok = target.startswith("/") and not target.startswith("//") and not parts.netloc and "\\" not in target
+    return target if ok else "/"
+
+
+def _session_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"], summary="Liveness; the only anonymous endpoint")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/login", include_in_schema=False)
+    def login_page(request: Request, next: str = "/") -> Response:
+        token = secrets.token_urlsafe(24)
+        response = page(request, "login.html", login_csrf=token, next=_next(next))
+        response.set_cookie(_LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request))
+        return response
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        sent, cookie = str(form.get("login_csrf", "")), request.cookies.get(_LOGIN_COOKIE, "")
+        if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
+            raise HTTPException(403, "the login form expired; reload it and try again")
+        accounts: AccountStore = request.app.state.accounts
+        user = accounts.authenticate(str(form.get("username", "")), str(form.get("password", "")))
+        if user is None:
+            return page(
+                request,
+                "login.html",
+                status_code=401,
+                login_csrf=sent,
+                next=_next(str(form.get("next", "/"))),
+                error="Wrong user name or password.",
+            )
+        sid, _ = accounts.open_session(user)
+        response = RedirectResponse(_next(str(form.get("next", "/"))), status_code=303)
+        response.set_cookie(
+            COOKIE, sid, httponly=True, samesite="lax", secure=_secure(request), max_age=12 * 3600
+        )
+        response.delete_cookie(_LOGIN_COOKIE)
+        return response
+
+    @app.post("/logout", include_in_schema=False, dependencies=Csrf)
+    def logout(request: Request) -> Response:
+        sid = request.cookies.get(COOKIE)
+        if sid and session_of(request) is not None:
+            request.app.state.accounts.close_session(sid)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.get("/api/me", tags=["users"], summary="Who the caller is")
+    def me(user: Reader) -> dict[str, Any]:
+        return {"name": user.name, "role": user.role, "brands": list(user.brands)}
+
+    @app.post(
+        "/api/users", tags=["users"], status_code=201, summary="Create an account (admin)", dependencies=Csrf
+    )
+    def add_user(request: Request, _admin: AdminUser, body: UserIn) -> dict[str, Any]:
+        try:
+            user = request.app.state.accounts.add_user(
+                body.name, body.role, body.password, tuple(body.brands)
+            )
+        except AccountError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"name": user.name, "role": user.role, "brands": list(user.brands)}

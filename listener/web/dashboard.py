@@ -1,0 +1,116 @@
+"""The per-brand dashboard: volume by sentiment over a window, negative share, who is talking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from listener.web.chart import COLOURS, stacked_bars
+from listener.web.render import page
+from listener.web.security import Reader
+from pipelines.store import Bucket, MentionStore, SearchRequest
+from pipelines.store_aggregates import top_values
+from pipelines.store_sqlite import EmbeddedStore
+
+__all__ = ["WINDOWS", "Summary", "router", "summarise"]
+
+# window name -> (length in seconds, bucket in seconds): 30 to 60 bars each
+WINDOWS: dict[str, tuple[int, int]] = {
+    "1h": (3600, 120),
+    "6h": (6 * 3600, 600),
+    "24h": (86400, 1800),
+    "7d": (7 * 86400, 4 * 3600),
+    "30d": (30 * 86400, 12 * 3600),
+}
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Summary:
+    brand: str
+    window: str
+    start: datetime
+    end: datetime
+    bucket_seconds: int
+    buckets: list[Bucket]
+    counts: dict[str, int]
+    top: dict[str, list[tuple[str, int]]]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def negative_share(self) -> float:
+        scored = self.total - self.counts.get("unscored", 0)
+        return self.counts.get("negative", 0) / scored if scored else 0.0
+
+
+def summarise(store: MentionStore, brand: str, window: str, now: datetime | None = None) -> Summary:
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
+    length, bucket = WINDOWS[window]
+    end = now or datetime.now(UTC)
+    start = end - timedelta(seconds=length)
+    request = SearchRequest(brand=brand, since=start, until=end, limit=0)
+    top: dict[str, list[tuple[str, int]]] = {}
+    if isinstance(store, EmbeddedStore):  # the Elasticsearch store has no top-values query yet
+        top = {f: top_values(store, request, f, 10) for f in ("source", "site", "author")}
+    buckets = store.histogram(request, bucket)
+    counts = dict.fromkeys(("negative", "neutral", "positive", "unscored"), 0)
+    for b in buckets:  # the histogram already counts every label, so no second query
+        for label, n in b.counts.items():
+            counts[label] = counts.get(label, 0) + n
+    return Summary(brand, window, start, end, bucket, buckets, counts, top)
+
+
+def _brand(request: Request, brand: str | None) -> str:
+    names: list[str] = request.app.state.brand_names
+    if brand is None:
+        return names[0]
+    for name in names:
+        if name.casefold() == brand.casefold():
+            return name
+    raise HTTPException(404, "no such brand")
+
+
+@router.get("/api/dashboard/{brand}", tags=["dashboard"], summary="Volume, sentiment and top voices")
+def api_dashboard(request: Request, _user: Reader, brand: str, window: str = "24h") -> dict[str, Any]:
+    name = _brand(request, brand)
+    if window not in WINDOWS:
+        raise HTTPException(400, f"window must be one of {', '.join(WINDOWS)}")
+    s = summarise(request.app.state.store, name, window)
+    return {
+        "brand": s.brand,
+        "window": s.window,
+        "start": s.start.isoformat(),
+        "end": s.end.isoformat(),
+        "bucket_seconds": s.bucket_seconds,
+        "counts": s.counts,
+        "total": s.total,
+        "negative_share": round(s.negative_share, 4),
+        "buckets": [{"start": b.start.isoformat(), "counts": b.counts} for b in s.buckets],
+        "top": {k: [{"value": v, "count": n} for v, n in rows] for k, rows in s.top.items()},
+    }
+
+
+@router.get("/", include_in_schema=False)
+@router.get("/dashboard", include_in_schema=False)
+def dashboard_page(request: Request, _user: Reader, brand: str | None = None, window: str = "24h") -> Any:
+    name = _brand(request, brand)
+    if window not in WINDOWS:
+        window = "24h"
+    s = summarise(request.app.state.store, name, window)
+    chart = stacked_bars(s.buckets, s.start, s.end, s.bucket_seconds)
+    return page(
+        request,
+        "dashboard.html",
+        summary=s,
+        chart=chart,
+        windows=list(WINDOWS),
+        brands=request.app.state.brand_names,
+        colours=COLOURS,
+    )

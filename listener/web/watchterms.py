@@ -1,0 +1,251 @@
+"""Watch terms from the browser: validate, preview against history, save as a new version.
+
+Every save is a new row (brand, queries, who, when), never an update, so the
+history of a brand's terms is the table itself. A brand with no saved version
+shows the queries from watch.yaml. The running pipeline still matches with
+the queries it was started with; a saved version applies at the next start
+of a monitor that reads it (see `WatchTermStore.effective`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field
+
+from listener.errors import QuerySyntaxError
+from listener.query.parser import parse, parse_watch_query
+from listener.web.accounts import User
+from listener.web.render import page
+from listener.web.search import hit_json
+from listener.web.security import Csrf, EditorUser, Reader, current_user
+from pipelines.store import MentionStore, SearchRequest, SearchResult
+
+__all__ = ["Problem", "Version", "WatchTermStore", "router", "validate"]
+
+MAX_QUERIES = 200
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Version:
+    brand: str
+    queries: list[str]
+    author: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+    caret: str
+    column: int
+
+
+class WatchTermStore:
+    """The `watch_versions` table in `<data_dir>/web.db`."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._db() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS watch_versions (seq INTEGER PRIMARY KEY, brand TEXT NOT NULL,"
+                " queries TEXT NOT NULL, author TEXT NOT NULL, at REAL NOT NULL)"
+            )
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def save(self, brand: str, queries: list[str], author: str) -> Version:
+        now = time.time()
+        db = self._db()
+        try:
+            with db:
+                db.execute(
+                    "INSERT INTO watch_versions (brand, queries, author, at) VALUES (?, ?, ?, ?)",
+                    (brand.casefold(), json.dumps(queries, ensure_ascii=False), author, now),
+                )
+        finally:
+            db.close()
+        return Version(brand, queries, author, datetime.fromtimestamp(now, UTC))
+
+    def history(self, brand: str) -> list[Version]:
+        """Newest first."""
+        db = self._db()
+        try:
+            rows = db.execute(
+                "SELECT queries, author, at FROM watch_versions WHERE brand = ? ORDER BY seq DESC",
+                (brand.casefold(),),
+            ).fetchall()
+        finally:
+            db.close()
+        return [Version(brand, json.loads(q), a, datetime.fromtimestamp(at, UTC)) for q, a, at in rows]
+
+    def effective(self, brand: str, configured: list[str]) -> list[str]:
+        versions = self.history(brand)
+        return versions[0].queries if versions else list(configured)
+
+
+def validate(queries: list[str]) -> list[Problem]:
+    """Every query that is not a valid watch query, by 1-based line."""
+    problems: list[Problem] = []
+    for line, text in enumerate(queries, 1):
+        try:
+            parse_watch_query(text)
+        except QuerySyntaxError as exc:
+            problems.append(Problem(line, exc.message, exc.render(), exc.column))
+    if not queries:
+        problems.append(Problem(0, "a brand needs at least one watch query", "", 0))
+    if len(queries) > MAX_QUERIES:
+        problems.append(Problem(0, f"at most {MAX_QUERIES} queries per brand", "", 0))
+    return problems
+
+
+def _search_problems(text: str) -> list[Problem]:
+    try:
+        parse(text)
+    except QuerySyntaxError as exc:
+        return [Problem(1, exc.message, exc.render(), exc.column)]
+    return []
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def preview(store: MentionStore, queries: list[str], days: int = 7, limit: int = 20) -> SearchResult:
+    """What these queries would have matched in stored history (any brand) over the last `days`."""
+    from listener.query.ast import Or
+
+    nodes = tuple(parse(q) for q in queries)
+    node = nodes[0] if len(nodes) == 1 else Or(nodes)
+    since = datetime.now(UTC) - timedelta(days=days)
+    return store.search(SearchRequest(query=node, since=since, limit=limit))
+
+
+def _brand(request: Request, brand: str) -> tuple[str, list[str]]:
+    for cfg in request.app.state.config.brands:
+        if cfg.name.casefold() == brand.casefold():
+            terms: WatchTermStore = request.app.state.watch_terms
+            return cfg.name, terms.effective(cfg.name, list(cfg.queries))
+    raise HTTPException(404, "no such brand")
+
+
+def _may_edit(user: User, brand: str) -> None:
+    if not user.may_edit_brand(brand):
+        raise HTTPException(403, f"your account may not edit {brand}'s watch terms")
+
+
+class WatchTermsIn(BaseModel):
+    queries: list[str] = Field(description="one watch query per item, in the CLI's query language")
+
+
+@router.get("/api/query/check", tags=["watch terms"], summary="Validate one watch query")
+def api_check(_user: Reader, q: str, watch: bool = True) -> dict[str, Any]:
+    """`watch=false` checks a search query, which may be NOT or field filters alone."""
+    problems = validate([q]) if watch else _search_problems(q)
+    if not problems:
+        return {"ok": True}
+    return {
+        "ok": False,
+        "message": problems[0].message,
+        "caret": problems[0].caret,
+        "column": problems[0].column,
+    }
+
+
+@router.get("/api/watch-terms/{brand}", tags=["watch terms"], summary="A brand's queries and history")
+def api_get(request: Request, _user: Reader, brand: str) -> dict[str, Any]:
+    name, queries = _brand(request, brand)
+    history = request.app.state.watch_terms.history(name)
+    return {
+        "brand": name,
+        "queries": queries,
+        "history": [{"queries": v.queries, "author": v.author, "at": v.at.isoformat()} for v in history],
+    }
+
+
+@router.put(
+    "/api/watch-terms/{brand}",
+    tags=["watch terms"],
+    summary="Save a new version of a brand's queries",
+    dependencies=Csrf,
+)
+def api_put(request: Request, user: EditorUser, brand: str, body: WatchTermsIn) -> Any:
+    name, _ = _brand(request, brand)
+    _may_edit(user, name)
+    queries = [q.strip() for q in body.queries if q.strip()]
+    problems = validate(queries)
+    if problems:
+        raise HTTPException(400, [p.__dict__ for p in problems])
+    version = request.app.state.watch_terms.save(name, queries, user.name)
+    return {"brand": name, "queries": version.queries, "author": version.author, "at": version.at.isoformat()}
+
+
+@router.get("/api/watch-terms/{brand}/preview", tags=["watch terms"], summary="Matches in the last days")
+def api_preview(request: Request, _user: Reader, brand: str, q: str, days: int = 7) -> Any:
+    _brand(request, brand)
+    problems = validate([q])
+    if problems:
+        raise HTTPException(400, [p.__dict__ for p in problems])
+    result = preview(request.app.state.store, [q], days=max(1, min(days, 365)))
+    return {"total": result.total, "days": days, "hits": [hit_json(h) for h in result.hits]}
+
+
+@router.get("/watch-terms", include_in_schema=False)
+def list_page(request: Request, _user: Reader) -> Any:
+    rows = []
+    for cfg in request.app.state.config.brands:
+        name, queries = _brand(request, cfg.name)
+        history = request.app.state.watch_terms.history(name)
+        rows.append({"brand": name, "queries": queries, "last": history[0] if history else None})
+    return page(request, "watch_terms.html", rows=rows)
+
+
+def _edit(request: Request, name: str, text: str, **extra: Any) -> Any:
+    history = request.app.state.watch_terms.history(name)
+    user = current_user(request)
+    return page(
+        request,
+        "watch_edit.html",
+        brand=name,
+        text=text,
+        history=history,
+        editable=user.may_edit_brand(name),
+        **extra,
+    )
+
+
+@router.get("/watch-terms/{brand}", include_in_schema=False)
+def edit_page(request: Request, _user: Reader, brand: str) -> Any:
+    name, queries = _brand(request, brand)
+    return _edit(request, name, "\n".join(queries))
+
+
+@router.post("/watch-terms/{brand}", include_in_schema=False, dependencies=Csrf)
+async def edit_submit(request: Request, user: EditorUser, brand: str) -> Any:
+    name, _ = _brand(request, brand)
+    _may_edit(user, name)
+    form = await request.form()
+    text = str(form.get("queries", ""))
+    queries = _lines(text)
+    problems = validate(queries)
+    if problems:
+        return _edit(request, name, text, problems=problems, status_code=400)
+    if form.get("action") == "preview":
+        result = preview(request.app.state.store, queries)
+        return _edit(request, name, text, preview=result)
+    request.app.state.watch_terms.save(name, queries, user.name)
+    return RedirectResponse(f"/watch-terms/{name}?saved=1", status_code=303)
