@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from listener.config import Config
-from listener.web import dashboard, feedback, search, watchterms
+from listener.web import dashboard, feedback, incidents, search, watchterms
 from listener.web.accounts import AccountError, AccountStore
 from listener.web.feedback import MentionFeedback
 from listener.web.render import page
@@ -52,7 +52,8 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
     app.state.feedback = MentionFeedback(web_db, config.data_dir / "feedback.db")
     app.middleware("http")(auth_middleware)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
-    for module in (search, dashboard, watchterms, feedback):
+    app.state.incidents = incidents.IncidentDesk(config.data_dir / "incidents.db")
+    for module in (search, dashboard, watchterms, feedback, incidents):
         app.include_router(module.router)
     _session_routes(app)
     return app
