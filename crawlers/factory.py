@@ -5,12 +5,16 @@ must be fetched once (the matcher fans documents out to brands afterwards). A
 name that means two different things is a configuration error, caught at start-up.
 
 Source kinds register a builder for their config type with `register_source`
-instead of being listed in a central table here.
+instead of being listed in a central table here. Modules that do so are found
+through the `listener.sources` entry-point group (this package's own API
+sources, and any installed plugin), loaded once, before the first build.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from crawlers.feed import FeedSource
@@ -20,11 +24,14 @@ from crawlers.state import FetchState
 from listener.config import Config, FeedSourceConfig, Limits, SpiderSourceConfig
 from listener.errors import ConfigError
 
-__all__ = ["brands_by_source", "build_sources", "register_source"]
+__all__ = ["ENTRY_POINT_GROUP", "brands_by_source", "build_sources", "load_source_plugins", "register_source"]
 
 Builder = Callable[[Any, Limits, FetchState], Source]
 _B = TypeVar("_B", bound=Builder)
 _BUILDERS: dict[type[Any], Builder] = {}
+ENTRY_POINT_GROUP = "listener.sources"
+_loaded_plugins = False
+log = logging.getLogger(__name__)
 
 
 def register_source(config_type: type[Any]) -> Callable[[_B], _B]:
@@ -41,8 +48,22 @@ register_source(FeedSourceConfig)(FeedSource.from_config)
 register_source(SpiderSourceConfig)(SpiderSource.from_config)
 
 
+def load_source_plugins() -> None:
+    """Import every module registered under `listener.sources`; each registers its builders."""
+    global _loaded_plugins
+    if _loaded_plugins:
+        return
+    _loaded_plugins = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            point.load()
+        except Exception as exc:  # a broken plugin must not take the built-in sources down
+            log.error("source plugin %s (%s) failed to load: %s", point.name, point.value, exc)
+
+
 def build_sources(config: Config, state: FetchState) -> list[Source]:
     """One source per distinct name, in the order they first appear."""
+    load_source_plugins()
     chosen: dict[str, tuple[str, Any]] = {}
     problems: list[str] = []
     for brand in config.brands:
