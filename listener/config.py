@@ -49,6 +49,7 @@ __all__ = [
     "OnCallConfig",
     "RedditSourceConfig",
     "Responder",
+    "SitemapSourceConfig",
     "SlackConfig",
     "SourceConfig",
     "SpiderSelectors",
@@ -136,6 +137,26 @@ class SpiderSourceConfig(_Section):
         for url in value:
             if not re.match(r"^https?://[^\s/]+", url):
                 raise ValueError(f"{url!r} must be an http:// or https:// URL")
+        return value
+
+
+class SitemapSourceConfig(SpiderSourceConfig):
+    """A news site's sitemaps read with Scrapy's SitemapSpider; `start_urls` are sitemap
+    (or robots.txt) URLs, and each page listed is read with `selectors`."""
+
+    type: Literal["sitemap"]  # type: ignore[assignment]
+    follow: list[str] = Field(default_factory=list, description="regexes of sub-sitemaps to follow")
+    allow: list[str] = Field(default_factory=list, description="regexes of page URLs to read")
+    max_age: Duration | None = Field(default=None, description="skip pages whose lastmod is older")
+
+    @field_validator("follow", "allow")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
         return value
 
 
@@ -239,6 +260,7 @@ class AppStoreSourceConfig(_Section):
 SourceConfig = Annotated[
     FeedSourceConfig
     | SpiderSourceConfig
+    | SitemapSourceConfig
     | HackerNewsSourceConfig
     | RedditSourceConfig
     | MastodonSourceConfig
@@ -541,7 +563,7 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
-_API_SOURCE_TAGS = ("hackernews", "reddit", "mastodon", "bluesky", "googlenews", "appstore")
+_API_SOURCE_TAGS = ("sitemap", "hackernews", "reddit", "mastodon", "bluesky", "googlenews", "appstore")
 
 
 def _is_union_tag(part: object) -> bool:
