@@ -43,10 +43,19 @@ def _load(config_path: Path) -> Config:
 
 @click.group()
 @click.option("-v", "--verbose", count=True, help="more log output (-vv for debug)")
-def main(verbose: int) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="LISTENER_LOG_FORMAT",
+    help="json: one object per line, with the stage and mention id where known",
+)
+def main(verbose: int, log_format: str) -> None:
     """Listener: watch the web for a brand and get a human on negative spikes."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from listener.observability import configure_logging
+
+    configure_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
 
 
 @main.group()
@@ -71,7 +80,14 @@ def config_check(file: Path) -> None:
     type=click.Choice(["crawl", "match", "classify", "index", "detect", "notify"]),
     help="run only this stage, as one member of its consumer group (default: every stage)",
 )
-def run(config_path: Path, stage: str | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="LISTENER_METRICS_PORT",
+    help="serve Prometheus /metrics and /healthz on this port (default: off)",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, envvar="LISTENER_METRICS_HOST")
+def run(config_path: Path, stage: str | None, metrics_port: int | None, metrics_host: str) -> None:
     """Run every stage (or one, with --stage) on the configured engines until interrupted."""
     from listener.app import Monitor
     from models.loader import load_classifier
@@ -85,19 +101,32 @@ def run(config_path: Path, stage: str | None) -> None:
 
         click.echo(f"Listener stage {stage} on the {cfg.bus.engine} bus. Ctrl-C stops.")
         try:
-            run_stage(stage, cfg, stop, classifier_factory=lambda: load_classifier(cfg.classifier))
+            run_stage(
+                stage,
+                cfg,
+                stop,
+                classifier_factory=lambda: load_classifier(cfg.classifier),
+                metrics=None if metrics_port is None else (metrics_host, metrics_port),
+            )
         except KeyboardInterrupt:
             stop.set()
         return
     monitor = Monitor(cfg, classifier_factory=lambda: load_classifier(cfg.classifier))
     click.echo(f"Listener watching {len(cfg.brands)} brand(s); data in {cfg.data_dir}. Ctrl-C stops.")
     monitor.start(stop)
+    server = None
+    if metrics_port is not None:
+        from listener.observability import MetricsServer
+
+        server = MetricsServer(lambda: monitor.runners, monitor.bus, metrics_host, metrics_port).start()
     try:
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:
         stop.set()
     monitor.join()
+    if server is not None:
+        server.stop()
     monitor.close()
 
 

@@ -35,7 +35,7 @@ def build_stage(name: str, config: Config, classifier_factory: Callable[[], Clas
     if name == "match":
         return MatchStage(config.brands)
     if name == "classify":
-        return ClassifyStage(classifier_factory())
+        return ClassifyStage(classifier_factory(), brand_targeting=config.classifier.brand_targeting)
     if name == "index":
         return IndexStage(open_store(config))
     if name == "detect":
@@ -45,26 +45,44 @@ def build_stage(name: str, config: Config, classifier_factory: Callable[[], Clas
             state_path=config.data_dir / "detector.db",
         )
     if name == "notify":
-        return NotifyStage(_default_notifiers(config))
+        from alerts.outbox import Outbox
+
+        # The outbox keeps a restarted notify process from posting an alert twice.
+        return NotifyStage(_default_notifiers(config), outbox=Outbox(config.data_dir / "outbox.db"))
     raise ValueError(f"unknown stage {name!r}; choose one of {', '.join(STAGES)}")
 
 
 def run_stage(
-    name: str, config: Config, stop: threading.Event, classifier_factory: Callable[[], Classifier]
+    name: str,
+    config: Config,
+    stop: threading.Event,
+    classifier_factory: Callable[[], Classifier],
+    *,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
-    """Run one stage until `stop` is set; between batches, so everything done is committed."""
-    from listener.app import open_bus
+    """Run one stage until `stop` is set; between batches, so everything done is committed.
 
+    With `metrics` (host, port), `/metrics` and `/healthz` are served from the
+    start, so a health check sees "starting" while the model loads.
+    """
+    from listener.app import open_bus
+    from listener.observability import MetricsServer, set_process_stage
+
+    set_process_stage(name)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     bus = open_bus(config)
+    runners: list[StageRunner] = []
+    server = None if metrics is None else MetricsServer(lambda: runners, bus, *metrics).start()
     try:
         if name == "crawl":
             _crawl(config, bus, stop)
             return
-        runner = StageRunner(bus, build_stage(name, config, classifier_factory))
-        log.info("stage %s: consuming %s in group %s", name, runner.stage.input_topic, runner.group)
-        runner.run_forever(stop)
+        runners.append(StageRunner(bus, build_stage(name, config, classifier_factory)))
+        log.info("stage %s: consuming %s in group %s", name, runners[0].stage.input_topic, runners[0].group)
+        runners[0].run_forever(stop)
     finally:
+        if server is not None:
+            server.stop()
         bus.close()
 
 

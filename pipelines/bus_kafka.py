@@ -240,6 +240,25 @@ class KafkaBus:
             reader.close(autocommit=False)
 
 
+    def group_lag(self, topic: str, group: str) -> dict[int, int]:
+        """Per partition, how far `group`'s committed offset is behind the end of `topic`.
+
+        Read with a client of its own that never joins the group, so a metrics
+        scrape neither touches a stage's consumer (not thread-safe) nor triggers a
+        rebalance. A group that never committed lags by the whole partition.
+        """
+        name = self.ensure_topic(topic)
+        reader = KafkaConsumer(group_id=self.group_name(group), enable_auto_commit=False, **self._common())
+        try:
+            tps = [TopicPartition(name, p) for p in sorted(reader.partitions_for_topic(name) or ())]
+            ends = reader.end_offsets(tps)
+            return {tp.partition: max(0, ends[tp] - (reader.committed(tp) or 0)) for tp in tps}
+        except KafkaError as exc:
+            raise BusError(f"cannot read the lag of group {group!r} on {name!r}: {exc}") from exc
+        finally:
+            reader.close(autocommit=False)
+
+
 def _message(topic: str, record: Any) -> Message:
     key = record.key.decode("utf-8", "replace") if record.key is not None else ""
     return Message(

@@ -14,12 +14,13 @@ upsert). Failures are contained per record:
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from listener.errors import BusError, ListenerError
@@ -29,6 +30,7 @@ from pipelines.stage import Output, Stage
 
 __all__ = [
     "DLQ_TOPIC",
+    "LATENCY_BUCKETS",
     "DeadLetter",
     "Pipeline",
     "PipelineError",
@@ -40,6 +42,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DLQ_TOPIC = "dlq"
+# Upper bounds (seconds) of the batch latency histogram: a match batch takes milliseconds,
+# a classify batch on CPU seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class PipelineError(ListenerError):
@@ -58,9 +63,19 @@ class RunnerStats:
     batches: int = 0
     last_batch_latency: float | None = None
     last_offset: int | None = None
+    last_poll: float | None = None  # time.monotonic() of the last poll: the health check's heartbeat
+    busy_seconds: float = 0.0  # summed batch latency
+    # Batches per LATENCY_BUCKETS slot (the last one is +Inf): a Prometheus histogram read at
+    # scrape time, so the hot path pays one bisect per batch and nothing per message.
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+
+    def observe_batch(self, latency: float) -> None:
+        self.last_batch_latency = latency
+        self.busy_seconds += latency
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
 
     def snapshot(self) -> RunnerStats:
-        return replace(self)
+        return replace(self, latency_counts=list(self.latency_counts))
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,7 @@ class StageRunner:
     def run_once(self, timeout: float | None = None) -> int:
         """Process at most one batch; return how many messages were consumed (0 if idle)."""
         messages = self.consumer.poll(self.batch_size, self.poll_timeout if timeout is None else timeout)
+        self.stats.last_poll = time.monotonic()
         if not messages:
             self._tick_if_idle()
             return 0
@@ -220,7 +236,7 @@ class StageRunner:
         self.stats.batches += 1
         self.stats.messages_in += len(messages)
         self.stats.last_offset = messages[-1].offset
-        self.stats.last_batch_latency = self.clock() - started
+        self.stats.observe_batch(self.clock() - started)
         return len(messages)
 
     def _tick_if_idle(self) -> None:
@@ -290,6 +306,7 @@ class StageRunner:
                     item[0].offset,
                     failure.attempts,
                     failure.cause,
+                    extra={"stage": self.stage.name, "mention_id": getattr(item[1], "id", None)},
                 )
                 dead.append(self._dead_letter(item[0], failure.cause, failure.attempts))
         return payloads
