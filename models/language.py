@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from listener.errors import ClassifierError
+from models.scoring import clean_text
 
 __all__ = ["DEFAULT_CANDIDATES", "LanguageDetector"]
 
@@ -54,7 +55,7 @@ class LanguageDetector:
         self._lock = threading.Lock()
 
     def detect(self, texts: Sequence[str]) -> list[str | None]:
-        cleaned = [_NOISE.sub(" ", text) for text in texts]
+        cleaned = [_NOISE.sub(" ", clean_text(text)) for text in texts]  # lone surrogates break lingua
         long_enough = [i for i, text in enumerate(cleaned) if len(_LETTERS.findall(text)) >= self.min_letters]
         out: list[str | None] = [None] * len(texts)
         if not long_enough:
