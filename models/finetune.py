@@ -13,6 +13,7 @@ validation macro-recall and stops early once that stops improving.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -224,6 +225,37 @@ class _Best:
         return self.best
 
 
+INT8_TOLERANCE = 0.005  # the most val macro-recall int8 may cost before fp32 stays the default
+
+
+def record_figures(model_dir: Path, data: Path, model_id: str) -> dict[str, Any]:
+    """Choose int8 or fp32 on val, then score the test split once, both ways, into the metadata."""
+    from models.finetuned import FinetunedClassifier
+    from models.tuned import META_FILE
+
+    names = ("negative", "neutral", "positive")
+    figures: dict[str, Any] = {}
+    splits = {"val": read_split(data / "val_text.txt", data / "val_labels.txt"),
+              "test": read_split(data / "test_text.txt", data / "test_labels.txt")}
+    for int8 in (False, True):
+        clf = FinetunedClassifier(model_dir, int8=int8, batch_size=64)
+        for split, (texts, gold) in splits.items():
+            started = time.perf_counter()
+            verdicts = clf.classify(texts)
+            seconds = time.perf_counter() - started
+            result = score(gold, [names.index(v.label.value) if v.label.value in names else 1
+                                  for v in verdicts])
+            figures[f"{split}{'_int8' if int8 else ''}"] = {**result.as_dict(), "seconds": round(seconds, 1)}
+            log.info("%s int8=%s %s", split, int8, figures[f"{split}{'_int8' if int8 else ''}"])
+    meta: dict[str, Any] = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    meta.update(figures)
+    meta["model_id"] = model_id
+    int8_cost = figures["val"]["macro_recall"] - figures["val_int8"]["macro_recall"]
+    meta["int8_default"] = int8_cost <= INT8_TOLERANCE
+    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return meta
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,10 +268,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training tweets")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--record-only", action="store_true",
+                        help="skip training: choose int8 on val and record val/test figures in --out")
+    parser.add_argument("--model-id", default="minilm-lora-tweeteval")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
+    if args.record_only:
+        record_figures(args.out, args.data, args.model_id)
+        return 0
     train_dir = args.data / "reconstructed-train"
     train = read_split(train_dir / "train_text.txt", train_dir / "train_labels.txt")
     if args.limit:

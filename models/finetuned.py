@@ -51,6 +51,7 @@ class FinetunedClassifier:
             self.device = resolve_device(device)
         except ValueError as exc:
             raise ClassifierError(str(exc)) from None
+        self.model_dir = path
         self.tokenizer, net, meta = load_model_dir(path)
         self.int8 = self.device.type == "cpu" and (bool(meta.get("int8_default")) if int8 is None else int8)
         if self.int8:
