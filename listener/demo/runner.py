@@ -11,16 +11,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alerts.console import ConsoleNotifier
 from alerts.notifier import Notifier
 from listener.app import Monitor
-from listener.config import load_config
+from listener.config import Config, load_config
 from listener.demo.config import write_demo_config
 from listener.demo.server import DemoServer
 from listener.demo.world import build_world
 from listener.records import Alert
 from models.loader import load_classifier
+
+if TYPE_CHECKING:
+    from listener.web.background import BackgroundWeb
 
 __all__ = ["AlertLatch", "run_demo"]
 
@@ -60,14 +64,26 @@ def run_demo(*, until_alert: bool, timeout: float, data_dir: Path, seed: int, ec
         )
         stop = threading.Event()
         monitor.start(stop)
+        web = None if until_alert else _start_web(config, echo)
         echo(f"Pipeline running ({time.monotonic() - started:.0f}s). Progress every 10s; Ctrl-C stops.")
         code = _watch(monitor, latch, stop, until_alert, timeout, started, echo)
         stop.set()
+        if web is not None:
+            web.stop()
         monitor.join()
         monitor.close()
     echo("\nSearch what was indexed:")
     echo(f"  listener search -c {config_path} 'outage OR down' --sentiment negative")
     return code
+
+
+def _start_web(config: Config, echo: Echo) -> BackgroundWeb:
+    """The web app beside the pipeline, on a free loopback port (not under --until-alert)."""
+    from listener.web.background import BackgroundWeb
+
+    web = BackgroundWeb(config).start()
+    echo(f"Web app: {web.url}/  (first login, one use: {web.first_login})")
+    return web
 
 
 def _watch(

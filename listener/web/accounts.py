@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS sessions (
     digest TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS login_links (
+    digest TEXT PRIMARY KEY, user TEXT NOT NULL, expires REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tokens (
     digest TEXT PRIMARY KEY, user TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL
 );
@@ -201,3 +204,26 @@ class AccountStore:
         with self._tx() as db:
             row = db.execute("SELECT user FROM tokens WHERE digest = ?", (_digest(token),)).fetchone()
         return None if row is None else self.user(row[0])
+
+    # --- one-time login links (the demo's first login) --------------------------------------
+
+    def issue_login_link(self, name: str, ttl_s: float = 3600.0) -> str:
+        """A secret for `/login/link/SECRET`: logs `name` in once, within `ttl_s`."""
+        if self.user(name) is None:
+            raise AccountError(f"no user {name!r}")
+        secret = secrets.token_urlsafe(32)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO login_links VALUES (?, ?, ?)", (_digest(secret), name, time.time() + ttl_s)
+            )
+        return secret
+
+    def redeem_login_link(self, secret: str) -> User | None:
+        """The link's user, once; the link is gone afterwards whether or not it had expired."""
+        with self._tx() as db:
+            row = db.execute(
+                "DELETE FROM login_links WHERE digest = ? RETURNING user, expires", (_digest(secret),)
+            ).fetchone()
+        if row is None or row[1] < time.time():
+            return None
+        return self.user(row[0])

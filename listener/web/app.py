@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from listener.config import Config
 from listener.web import dashboard, feedback, incidents, search, watchterms
-from listener.web.accounts import AccountError, AccountStore
+from listener.web.accounts import AccountError, AccountStore, User
 from listener.web.feedback import MentionFeedback
 from listener.web.render import page
 from listener.web.security import COOKIE, AdminUser, Csrf, Reader, auth_middleware, session_of
@@ -70,6 +70,16 @@ def _next(target: str) -> str:
     return target if ok else "/"
 
 
+def _start_session(request: Request, user: User, target: str) -> Response:
+    sid, _ = request.app.state.accounts.open_session(user)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE, sid, httponly=True, samesite="lax", secure=_secure(request), max_age=12 * 3600
+    )
+    response.delete_cookie(_LOGIN_COOKIE)
+    return response
+
+
 def _session_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["health"], summary="Liveness; the only anonymous endpoint")
     def healthz() -> dict[str, str]:
@@ -99,13 +109,16 @@ def _session_routes(app: FastAPI) -> None:
                 next=_next(str(form.get("next", "/"))),
                 error="Wrong user name or password.",
             )
-        sid, _ = accounts.open_session(user)
-        response = RedirectResponse(_next(str(form.get("next", "/"))), status_code=303)
-        response.set_cookie(
-            COOKIE, sid, httponly=True, samesite="lax", secure=_secure(request), max_age=12 * 3600
-        )
-        response.delete_cookie(_LOGIN_COOKIE)
-        return response
+        return _start_session(request, user, _next(str(form.get("next", "/"))))
+
+    @app.get("/login/link/{secret}", include_in_schema=False)
+    def login_link(request: Request, secret: str) -> Response:
+        """A one-time link (the demo prints one) that opens a session without a password."""
+        accounts: AccountStore = request.app.state.accounts
+        user = accounts.redeem_login_link(secret)
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        return _start_session(request, user, "/")
 
     @app.post("/logout", include_in_schema=False, dependencies=Csrf)
     def logout(request: Request) -> Response:

@@ -71,7 +71,8 @@ async def auth_middleware(request: Request, call_next: Next) -> Response:
     request.state.user = user
     request.state.session = session
     path = request.url.path
-    if user is None and path not in PUBLIC_PATHS and not path.startswith("/static/"):
+    public = path in PUBLIC_PATHS or path.startswith(("/static/", "/login/link/"))
+    if user is None and not public:
         if path.startswith("/api/") or path == "/openapi.json" or "authorization" in request.headers:
             return _harden(JSONResponse({"detail": "authentication required"}, status_code=401))
         return _harden(RedirectResponse("/login", status_code=303))
