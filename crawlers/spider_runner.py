@@ -24,7 +24,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from crawlers.spider import ConfiguredSpider, build_settings
-from listener.config import Limits, SpiderSourceConfig
+from listener.config import Limits, SitemapSourceConfig, SpiderSourceConfig
 
 __all__ = ["EXIT_BAD_JOB", "EXIT_NOTHING_FETCHED", "RESULT_MARKER", "main", "run_crawl"]
 
@@ -37,7 +37,7 @@ def run_crawl(job: dict[str, Any], output: IO[str]) -> dict[str, Any]:
     """Crawl once, writing documents to `output`; return the summary."""
     from scrapy.crawler import CrawlerProcess
 
-    source = SpiderSourceConfig.model_validate(job["source"])
+    source, spider_class = _spider_for(job["source"])
     limits = Limits.model_validate(job.get("limits") or {})
     settings = build_settings(
         source,
@@ -49,11 +49,11 @@ def run_crawl(job: dict[str, Any], output: IO[str]) -> dict[str, Any]:
     output.flush()
     settings["LISTENER_OUTPUT_FD"] = output.fileno()
     process = CrawlerProcess(settings)
-    crawler = process.create_crawler(ConfiguredSpider)
+    crawler = process.create_crawler(spider_class)
     process.crawl(crawler, source=source)
     process.start()
     spider = crawler.spider
-    assert isinstance(spider, ConfiguredSpider)
+    assert isinstance(spider, spider_class)
     stats = crawler.stats.get_stats() if crawler.stats is not None else {}
     return {
         "ok": bool(spider.start_ok),
@@ -64,6 +64,15 @@ def run_crawl(job: dict[str, Any], output: IO[str]) -> dict[str, Any]:
         "skipped_seen": stats.get("listener/skipped_seen", 0),
         "finish_reason": stats.get("finish_reason"),
     }
+
+
+def _spider_for(raw: Any) -> tuple[SpiderSourceConfig, Any]:
+    """A sitemap source crawls with the sitemap spider; everything else with the listing spider."""
+    if isinstance(raw, dict) and raw.get("type") == "sitemap":
+        from crawlers.sitemap import ConfiguredSitemapSpider  # imported late: it imports the factory
+
+        return SitemapSourceConfig.model_validate(raw), ConfiguredSitemapSpider
+    return SpiderSourceConfig.model_validate(raw), ConfiguredSpider
 
 
 def _private_stdout() -> IO[str]:
