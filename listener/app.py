@@ -27,7 +27,8 @@ from crawlers.scheduler import Scheduler
 from crawlers.state import FetchState
 from listener.config import Config
 from listener.records import Document, encode
-from listener.stages import ClassifyStage, IndexStage, MatchStage
+from listener.stages import ClassifyStage, IndexStage
+from listener.watch_versions import LiveMatchStage
 from models.classifier import Classifier
 from pipelines.bus import Bus
 from pipelines.bus_sqlite import EmbeddedBus
@@ -101,7 +102,7 @@ class Monitor:
         """Loads the model, which takes a few seconds; called once by `start`."""
         notifiers = list(self.notifiers) or _default_notifiers(self.config)
         return [
-            MatchStage(self.config.brands),
+            LiveMatchStage(self.config.brands, self.config.data_dir / "web.db"),
             ClassifyStage(self.classifier_factory(), brand_targeting=self.config.classifier.brand_targeting),
             IndexStage(self.store),
             DetectStage(

@@ -30,10 +30,11 @@ def build_stage(name: str, config: Config, classifier_factory: Callable[[], Clas
     """The named bus stage, built from the config alone (`crawl` is not a bus stage)."""
     from alerts.stages import DetectStage, NotifyStage
     from listener.app import _default_notifiers, open_store
-    from listener.stages import ClassifyStage, IndexStage, MatchStage
+    from listener.stages import ClassifyStage, IndexStage
+    from listener.watch_versions import LiveMatchStage
 
     if name == "match":
-        return MatchStage(config.brands)
+        return LiveMatchStage(config.brands, config.data_dir / "web.db")
     if name == "classify":
         return ClassifyStage(classifier_factory(), brand_targeting=config.classifier.brand_targeting)
     if name == "index":
@@ -72,7 +73,10 @@ def run_stage(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     bus = open_bus(config)
     runners: list[StageRunner] = []
-    server = None if metrics is None else MetricsServer(lambda: runners, bus, *metrics).start()
+    server = None
+    if metrics is not None:
+        host, port = metrics
+        server = MetricsServer(lambda: runners, bus, host, port, expect_runners=name != "crawl").start()
     try:
         if name == "crawl":
             _crawl(config, bus, stop)

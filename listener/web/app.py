@@ -14,12 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from listener.config import Config
+from listener.watch_versions import WatchTermStore
 from listener.web import dashboard, feedback, incidents, search, watchterms
 from listener.web.accounts import AccountError, AccountStore, User
 from listener.web.feedback import MentionFeedback
 from listener.web.render import page
 from listener.web.security import COOKIE, AdminUser, Csrf, Reader, auth_middleware, session_of
-from listener.web.watchterms import WatchTermStore
 from pipelines.store import MentionStore
 
 __all__ = ["create_app"]

@@ -1,20 +1,13 @@
 """Watch terms from the browser: validate, preview against history, save as a new version.
 
-Every save is a new row (brand, queries, who, when), never an update, so the
-history of a brand's terms is the table itself. A brand with no saved version
-shows the queries from watch.yaml. The running pipeline still matches with
-the queries it was started with; a saved version applies at the next start
-of a monitor that reads it (see `WatchTermStore.effective`).
+Every save is a new row (brand, queries, who, when) in `listener.watch_versions`;
+the monitor's match stage picks the newest version up within seconds.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -23,24 +16,17 @@ from pydantic import BaseModel, Field
 
 from listener.errors import QuerySyntaxError
 from listener.query.parser import parse, parse_watch_query
+from listener.watch_versions import WatchTermStore
 from listener.web.accounts import User
 from listener.web.render import page
 from listener.web.search import hit_json
 from listener.web.security import Csrf, EditorUser, Reader, current_user
 from pipelines.store import MentionStore, SearchRequest, SearchResult
 
-__all__ = ["Problem", "Version", "WatchTermStore", "router", "validate"]
+__all__ = ["Problem", "router", "validate"]
 
 MAX_QUERIES = 200
 router = APIRouter()
-
-
-@dataclass(frozen=True)
-class Version:
-    brand: str
-    queries: list[str]
-    author: str
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -49,53 +35,6 @@ class Problem:
     message: str
     caret: str
     column: int
-
-
-class WatchTermStore:
-    """The `watch_versions` table in `<data_dir>/web.db`."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS watch_versions (seq INTEGER PRIMARY KEY, brand TEXT NOT NULL,"
-                " queries TEXT NOT NULL, author TEXT NOT NULL, at REAL NOT NULL)"
-            )
-
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
-
-    def save(self, brand: str, queries: list[str], author: str) -> Version:
-        now = time.time()
-        db = self._db()
-        try:
-            with db:
-                db.execute(
-                    "INSERT INTO watch_versions (brand, queries, author, at) VALUES (?, ?, ?, ?)",
-                    (brand.casefold(), json.dumps(queries, ensure_ascii=False), author, now),
-                )
-        finally:
-            db.close()
-        return Version(brand, queries, author, datetime.fromtimestamp(now, UTC))
-
-    def history(self, brand: str) -> list[Version]:
-        """Newest first."""
-        db = self._db()
-        try:
-            rows = db.execute(
-                "SELECT queries, author, at FROM watch_versions WHERE brand = ? ORDER BY seq DESC",
-                (brand.casefold(),),
-            ).fetchall()
-        finally:
-            db.close()
-        return [Version(brand, json.loads(q), a, datetime.fromtimestamp(at, UTC)) for q, a, at in rows]
-
-    def effective(self, brand: str, configured: list[str]) -> list[str]:
-        versions = self.history(brand)
-        return versions[0].queries if versions else list(configured)
 
 
 def validate(queries: list[str]) -> list[Problem]:
