@@ -248,5 +248,9 @@ from listener.cli_alerts import incidents, silence  # noqa: E402  (registered la
 main.add_command(incidents)
 main.add_command(silence)
 
+from listener.cli_sources import sources  # noqa: E402
+
+main.add_command(sources)
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])
