@@ -99,3 +99,11 @@ def test_viewers_read_incidents_but_cannot_act(world: WebWorld) -> None:
         == 403
     )
     assert viewer.get("/api/incidents/9999").status_code == 404
+
+
+def test_the_dashboard_flags_incidents_on_the_chart(world: WebWorld) -> None:
+    number = open_incident(world)
+    viewer = world.user("vic", "viewer")
+    html = viewer.get("/dashboard", params={"brand": "Acme", "window": "1h"}).text
+    assert f"<title>incident #{number} (open): 14 negative</title>" in html
+    assert "incident #" not in viewer.get("/dashboard", params={"brand": "Globex", "window": "1h"}).text

@@ -47,8 +47,29 @@ def _label(moment: datetime, seconds: int) -> str:
     return moment.strftime("%H:%M" if seconds < 6 * 3600 else "%m-%d %H:%M")
 
 
-def stacked_bars(buckets: list[Bucket], start: datetime, end: datetime, seconds: int) -> Markup:
-    """The chart for [start, end) in buckets of `seconds`; all text in it is escaped."""
+def _marks(marks: list[tuple[datetime, str]], first: datetime, span: float, plot_w: float) -> list[str]:
+    """An incident as a dashed line and a flag where it opened, its label on hover."""
+    out: list[str] = []
+    for moment, label in marks:
+        offset = (moment - first).total_seconds() / span
+        if 0 <= offset <= 1:
+            x = LEFT + offset * plot_w
+            out.append(
+                f'<g class="mark"><title>{escape(label)}</title>'
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>'
+                f'<path d="M{x:.1f} {TOP} l6 4 l-6 4 z"/></g>'
+            )
+    return out
+
+
+def stacked_bars(
+    buckets: list[Bucket],
+    start: datetime,
+    end: datetime,
+    seconds: int,
+    marks: list[tuple[datetime, str]] | None = None,
+) -> Markup:
+    """The chart for [start, end) in buckets of `seconds`, incidents flagged; all text in it is escaped."""
     filled = _fill(buckets, start, end, seconds)
     top = _nice_max(max([sum(b.counts.values()) for b in filled] + [1]))
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
@@ -83,5 +104,7 @@ def stacked_bars(buckets: list[Bucket], start: datetime, end: datetime, seconds:
                 f'<text x="{x:.1f}" y="{HEIGHT - 8}" class="axis">'
                 f"{escape(_label(bucket.start, seconds))}</text>"
             )
+    if filled:
+        parts += _marks(marks or [], filled[0].start, len(filled) * seconds, plot_w)
     parts.append("</svg>")
     return Markup("".join(parts))

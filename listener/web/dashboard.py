@@ -104,7 +104,12 @@ def dashboard_page(request: Request, _user: Reader, brand: str | None = None, wi
     if window not in WINDOWS:
         window = "24h"
     s = summarise(request.app.state.store, name, window)
-    chart = stacked_bars(s.buckets, s.start, s.end, s.bucket_seconds)
+    marks = [
+        (datetime.fromtimestamp(i.opened_at, UTC), f"incident #{i.id} ({i.state}): {i.observed} negative")
+        for i in request.app.state.incidents.find(None, limit=200)
+        if i.brand.casefold() == name.casefold()
+    ]
+    chart = stacked_bars(s.buckets, s.start, s.end, s.bucket_seconds, marks)
     return page(
         request,
         "dashboard.html",
