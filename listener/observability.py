@@ -147,11 +147,17 @@ class StageCollector(Collector):
         yield throughput
 
 
-def health(runners: Sequence[StageRunner], stale_after: float) -> tuple[int, dict[str, Any]]:
-    """200 when every stage polled within `stale_after` seconds, 503 otherwise, with why."""
+def health(
+    runners: Sequence[StageRunner], stale_after: float, *, expect_runners: bool = True
+) -> tuple[int, dict[str, Any]]:
+    """200 when every stage polled within `stale_after` seconds, 503 otherwise, with why.
+
+    No runner yet means a stage still being built (its model loading), unless the
+    process runs none (`crawl`), which is healthy while it serves at all.
+    """
     now = time.monotonic()
     stages: dict[str, Any] = {}
-    ok = bool(runners)
+    ok = bool(runners) or not expect_runners
     for runner in runners:
         last = runner.stats.last_poll
         state = "starting" if last is None else ("ok" if now - last <= stale_after else "stalled")
@@ -175,6 +181,7 @@ class MetricsServer:
         port: int = 9100,
         *,
         stale_after: float = 300.0,
+        expect_runners: bool = True,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StageCollector(runners, LagProbe(bus)))
@@ -186,7 +193,7 @@ class MetricsServer:
                 if path == "/metrics":
                     self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
                 elif path in ("/healthz", "/health"):
-                    code, body = health(list_runners(), stale_after)
+                    code, body = health(list_runners(), stale_after, expect_runners=expect_runners)
                     self._send(code, json.dumps(body).encode(), "application/json")
                 else:
                     self._send(404, b'{"error": "not found"}', "application/json")

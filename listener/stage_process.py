@@ -73,7 +73,10 @@ def run_stage(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     bus = open_bus(config)
     runners: list[StageRunner] = []
-    server = None if metrics is None else MetricsServer(lambda: runners, bus, *metrics).start()
+    server = None
+    if metrics is not None:
+        host, port = metrics
+        server = MetricsServer(lambda: runners, bus, host, port, expect_runners=name != "crawl").start()
     try:
         if name == "crawl":
             _crawl(config, bus, stop)
