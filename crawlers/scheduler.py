@@ -9,6 +9,9 @@
   so downstream writes stay idempotent.
 * A failing source backs off exponentially (interval x 2^failures, capped); the
   failure count lives in the fetch state so a restart does not reset it.
+* Every poll's outcome goes to the health log (`crawlers.health`) beside the
+  fetch state, so `listener sources status` can tell a broken or silent source
+  from a quiet brand.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from crawlers.health import HealthLog
 from crawlers.source import Source
 from crawlers.state import FetchState
 from listener.errors import SourceError
@@ -83,6 +87,7 @@ class Scheduler:
         wall_clock: Clock = time.time,
         max_workers: int = 4,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        health: HealthLog | None = None,
     ) -> None:
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
@@ -92,6 +97,8 @@ class Scheduler:
         self.publish = publish
         self.clock = clock
         self.max_backoff = max_backoff
+        self.wall_clock = wall_clock
+        self.health = health if health is not None else HealthLog(state.path)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="listener-poll")
         self._in_flight: dict[str, Future[list[Document]]] = {}
         self._next_due = {name: self._first_due(src, wall_clock()) for name, src in self.sources.items()}
@@ -180,6 +187,7 @@ class Scheduler:
             return self._schedule(source, PollOutcome(name, len(docs), f"publish failed: {exc}"))
         self._commit(source, docs)
         self.state.record_success(name)
+        self._note_health(name, ok=True, docs=docs)
         if docs:
             log.info("source %s: %d new documents", name, len(docs))
         return self._schedule(source, PollOutcome(name, len(docs)))
@@ -187,6 +195,7 @@ class Scheduler:
     def _failed(self, source: Source, exc: Exception) -> PollOutcome:
         message = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
         failures = self.state.record_failure(source.name, message)
+        self._note_health(source.name, ok=False, error=message)
         delay = backoff_delay(source.poll_interval, failures, self.max_backoff)
         if isinstance(exc, SourceError):
             log.warning(
@@ -202,6 +211,17 @@ class Scheduler:
             )
         self._next_due[source.name] = self.clock() + delay
         return PollOutcome(source.name, 0, message, failures, delay)
+
+    def _note_health(
+        self, name: str, *, ok: bool, docs: Sequence[Document] = (), error: str | None = None
+    ) -> None:
+        """Health is for people; a failure to write it must never stop polling."""
+        now = self.wall_clock()
+        lags = [now - doc.published.timestamp() for doc in docs]
+        try:
+            self.health.record(name, ok=ok, items=len(docs), error=error, lags=lags, when=now)
+        except Exception:
+            log.exception("source %s: could not record poll health", name)
 
     def _schedule(self, source: Source, outcome: PollOutcome) -> PollOutcome:
         self._next_due[source.name] = self.clock() + source.poll_interval

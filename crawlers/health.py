@@ -1,0 +1,170 @@
+"""Source health: is each source working, and is it quiet because the world is?
+
+A silent source looks exactly like a quiet brand. The scheduler writes one row
+per poll (outcome, items, error, and the median lag between an item's
+publication and its arrival) into the fetch-state file; `report` turns the
+recent rows into the figures an operator needs and two flags:
+
+* **failing**: `FAILING_AFTER` or more polls in a row have failed;
+* **silent**: the source has produced nothing for much longer than usual, i.e.
+  longer than `SILENT_FACTOR` times its typical gap between productive polls
+  (and at least two poll intervals), judged only once it has a history of
+  `MIN_HISTORY` productive polls, so a new or always-empty source is not flagged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["FAILING_AFTER", "SILENT_FACTOR", "HealthLog", "SourceHealth"]
+
+FAILING_AFTER = 3
+SILENT_FACTOR = 4.0
+MIN_HISTORY = 3
+HISTORY = 14 * 86400.0  # how far back "usual" looks
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS poll_log (
+    source TEXT NOT NULL,
+    at REAL NOT NULL,
+    ok INTEGER NOT NULL,
+    items INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    lag REAL
+);
+CREATE INDEX IF NOT EXISTS poll_log_by_source ON poll_log (source, at);
+"""
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """One source's figures over the report window (times are epoch seconds)."""
+
+    source: str
+    polls: int = 0
+    items: int = 0
+    items_per_hour: float = 0.0
+    error_rate: float = 0.0
+    last_success: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    consecutive_failures: int = 0
+    last_item_at: float | None = None
+    typical_gap: float | None = None
+    lag_median: float | None = None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        if self.polls == 0 and self.last_success is None:
+            return "never polled"
+        return ", ".join(self.flags) if self.flags else "ok"
+
+
+class HealthLog:
+    """Append-only poll log in the fetch-state SQLite file; thread-safe."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        with self._lock, self._conn:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def record(
+        self,
+        source: str,
+        *,
+        ok: bool,
+        items: int = 0,
+        error: str | None = None,
+        lags: Iterable[float] = (),
+        when: float | None = None,
+    ) -> None:
+        lag_values = [lag for lag in lags if lag >= 0]
+        lag = statistics.median(lag_values) if lag_values else None
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT INTO poll_log VALUES (?, ?, ?, ?, ?, ?)",
+                (source, _now(when), int(ok), items, (error or "")[:1000] or None, lag),
+            )
+
+    def prune(self, older_than: float) -> int:
+        with self._lock, self._conn:
+            return self._conn.execute("DELETE FROM poll_log WHERE at < ?", (older_than,)).rowcount
+
+    def report(
+        self, source: str, *, now: float | None = None, window: float = 86400.0, poll_interval: float = 0.0
+    ) -> SourceHealth:
+        """Figures over the last `window` seconds; flags judged against the longer history."""
+        at = _now(now)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT at, ok, items, error, lag FROM poll_log WHERE source = ? AND at >= ? ORDER BY at",
+                (source, at - max(window, HISTORY)),
+            ).fetchall()
+        recent = [r for r in rows if r[0] >= at - window]
+        failures = _trailing_failures(rows)
+        productive = [r[0] for r in rows if r[1] and r[2] > 0]
+        gaps = [b - a for a, b in itertools.pairwise(productive)]
+        typical = statistics.median(gaps) if len(productive) >= MIN_HISTORY and gaps else None
+        last_item = productive[-1] if productive else None
+        flags = _flags(at, failures, typical, last_item, poll_interval)
+        errors = [r for r in rows if not r[1]]
+        lags = [r[4] for r in recent if r[4] is not None]
+        items = sum(r[2] for r in recent if r[1])
+        hours = max(window, 1.0) / 3600.0
+        return SourceHealth(
+            source=source,
+            polls=len(recent),
+            items=items,
+            items_per_hour=items / hours,
+            error_rate=(sum(1 for r in recent if not r[1]) / len(recent)) if recent else 0.0,
+            last_success=max((r[0] for r in rows if r[1]), default=None),
+            last_error=errors[-1][3] if errors else None,
+            last_error_at=errors[-1][0] if errors else None,
+            consecutive_failures=failures,
+            last_item_at=last_item,
+            typical_gap=typical,
+            lag_median=statistics.median(lags) if lags else None,
+            flags=flags,
+        )
+
+
+def _flags(
+    now: float, failures: int, typical: float | None, last_item: float | None, poll_interval: float
+) -> tuple[str, ...]:
+    flags: list[str] = []
+    if failures >= FAILING_AFTER:
+        flags.append("failing")
+    if typical is not None and last_item is not None:
+        usual = max(SILENT_FACTOR * typical, 2 * poll_interval)
+        if now - last_item > usual:
+            flags.append("silent")
+    return tuple(flags)
+
+
+def _trailing_failures(rows: Sequence[tuple[float, int, int, str | None, float | None]]) -> int:
+    count = 0
+    for row in reversed(rows):
+        if row[1]:
+            break
+        count += 1
+    return count
+
+
+def _now(when: float | None) -> float:
+    return time.time() if when is None else when

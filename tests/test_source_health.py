@@ -1,0 +1,93 @@
+"""An operator can tell a broken or silent source from a quiet brand."""
+
+from __future__ import annotations
+
+import json
+
+from api_server import ApiServer, Reply, fixture
+from click.testing import CliRunner
+
+from crawlers.factory import build_sources
+from crawlers.health import HealthLog
+from crawlers.scheduler import Scheduler
+from crawlers.state import FetchState
+from listener.cli import main
+from listener.config import load_config
+
+pytest_plugins = ["api_fixtures"]
+
+HOUR = 3600.0
+T0 = 1_763_600_000.0
+
+
+def test_a_source_that_usually_speaks_hourly_is_flagged_silent_after_hours_of_nothing(tmp_path):
+    log = HealthLog(tmp_path / "fetch.db")
+    for hour in range(6):
+        log.record("news", ok=True, items=4, lags=[60, 120, 180], when=T0 + hour * HOUR)
+    for quarter in range(1, 13):
+        log.record("news", ok=True, items=0, when=T0 + 5 * HOUR + quarter * 900)
+    calm = log.report("news", now=T0 + 6 * HOUR, poll_interval=900)
+    assert calm.flags == () and calm.status == "ok"
+    assert calm.typical_gap == HOUR and calm.lag_median == 120
+    quiet = log.report("news", now=T0 + 10 * HOUR, poll_interval=900)
+    assert quiet.flags == ("silent",)
+    assert quiet.items == 24 and quiet.items_per_hour == 1.0  # 24 items over the 24 h window
+
+
+def test_repeated_failures_flag_the_source_and_one_success_clears_it(tmp_path):
+    log = HealthLog(tmp_path / "fetch.db")
+    log.record("api", ok=True, items=1, when=T0)
+    for n in range(1, 4):
+        log.record("api", ok=False, error=f"HTTP 503 (try {n})", when=T0 + n * 60)
+    failing = log.report("api", now=T0 + 300)
+    assert failing.flags == ("failing",) and failing.consecutive_failures == 3
+    assert failing.error_rate == 0.75 and failing.last_error == "HTTP 503 (try 3)"
+    log.record("api", ok=True, items=2, when=T0 + 400)
+    assert log.report("api", now=T0 + 500).flags == ()
+
+
+def test_a_source_that_never_produced_is_not_called_silent(tmp_path):
+    log = HealthLog(tmp_path / "fetch.db")
+    for n in range(10):
+        log.record("empty", ok=True, items=0, when=T0 + n * HOUR)
+    assert log.report("empty", now=T0 + 100 * HOUR).flags == ()
+    assert log.report("unknown", now=T0).status == "never polled"
+
+
+WATCH = """\
+data_dir: data
+brands:
+  - name: Zephyro Fiber
+    queries: [zephyro]
+    sources:
+      - {{type: hackernews, name: hn, query: zephyro, base_url: "{base}/api/v1", max_pages: 1}}
+      - {{type: bluesky, name: bsky, query: zephyro, base_url: "{other}"}}
+"""
+
+
+def test_sources_status_shows_what_the_scheduler_recorded_and_exits_1_when_a_source_is_flagged(api, tmp_path):
+    api.route("/api/v1/search_by_date", Reply(fixture("hn_search_page1.json")))
+    broken = ApiServer()  # another host, so its back-off is its own
+    broken.route("/xrpc/app.bsky.feed.searchPosts", Reply({"error": "InternalServerError"}, 500))
+    path = tmp_path / "watch.yaml"
+    path.write_text(WATCH.format(base=api.base, other=broken.base))
+    config = load_config(path)
+    with FetchState(config.data_dir / "fetch.db") as state:
+        scheduler = Scheduler(build_sources(config, state), state, publish=lambda docs: None)
+        for _ in range(3):
+            for name in scheduler.sources:
+                scheduler._next_due[name] = 0.0
+            scheduler.run_once()
+        scheduler.close()
+    broken.close()
+    result = CliRunner().invoke(main, ["sources", "status", "-c", str(path)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["source", "type", "status"]
+    assert lines[1].split()[:3] == ["hn", "hackernews", "ok"]
+    assert lines[2].split()[:3] == ["bsky", "bluesky", "failing"]
+    assert "HTTP 500" in lines[3]
+    as_json = CliRunner().invoke(main, ["sources", "status", "-c", str(path), "--json"])
+    rows = {row["source"]: row for row in json.loads(as_json.output)}
+    assert rows["hn"]["items"] == 1 and rows["hn"]["lag_median_s"] > 0
+    assert rows["bsky"]["error_rate"] == 1.0 and rows["bsky"]["brands"] == ["Zephyro Fiber"]
