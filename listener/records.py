@@ -25,6 +25,7 @@ __all__ = [
     "ScoredMention",
     "Sentiment",
     "SentimentLabel",
+    "WindowPoint",
     "decode",
     "document_id",
     "encode",
@@ -131,6 +132,17 @@ class ScoredMention(Mention):
         return cls(**mention.model_dump(), sentiment=sentiment)
 
 
+class WindowPoint(BaseModel):
+    """One window of the alert's chart: its negatives against the expected band."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    end: datetime
+    observed: int
+    expected: float
+    threshold: float = Field(description="the count at which such a window would fire")
+
+
 class Alert(_Record):
     """A negative spike for one brand and rule, with the evidence a responder needs."""
 
@@ -150,6 +162,11 @@ class Alert(_Record):
     samples: tuple[ScoredMention, ...] = ()
     channel: str | None = None
     created: datetime
+    # Evidence (added later; defaults keep older envelopes decodable).
+    mix: dict[str, int] = Field(default_factory=dict, description="mentions per sentiment label in the window")
+    top_terms: tuple[tuple[str, int], ...] = Field(default=(), description="over-represented negative words")
+    top_sources: tuple[tuple[str, int], ...] = Field(default=(), description="sites/sources of the negatives")
+    history: tuple[WindowPoint, ...] = Field(default=(), description="recent windows, oldest first")
 
     _normalise_times = field_validator("window_start", "window_end", "created")(_utc)
 
