@@ -163,7 +163,7 @@ class Alert(_Record):
     channel: str | None = None
     created: datetime
     # Evidence (added later; defaults keep older envelopes decodable).
-    mix: dict[str, int] = Field(default_factory=dict, description="mentions per sentiment label in the window")
+    mix: dict[str, int] = Field(default_factory=dict, description="mentions per label in the window")
     top_terms: tuple[tuple[str, int], ...] = Field(default=(), description="over-represented negative words")
     top_sources: tuple[tuple[str, int], ...] = Field(default=(), description="sites/sources of the negatives")
     history: tuple[WindowPoint, ...] = Field(default=(), description="recent windows, oldest first")
