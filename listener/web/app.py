@@ -87,7 +87,8 @@ def _session_routes(app: FastAPI) -> None:
 
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request, next: str = "/") -> Response:
-        token = secrets.token_urlsafe(24)
+        # Reuse the form's token if this browser has one, so two open login tabs both work.
+        token = request.cookies.get(_LOGIN_COOKIE) or secrets.token_urlsafe(24)
         response = page(request, "login.html", login_csrf=token, next=_next(next))
         response.set_cookie(_LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request))
         return response

@@ -71,7 +71,8 @@ def stacked_bars(
 ) -> Markup:
     """The chart for [start, end) in buckets of `seconds`, incidents flagged; all text in it is escaped."""
     filled = _fill(buckets, start, end, seconds)
-    top = _nice_max(max([sum(b.counts.values()) for b in filled] + [1]))
+    highest = max([sum(b.counts.values()) for b in filled] + [1])
+    top = 4 * _nice_max(-(-highest // 4))  # four gridlines on whole numbers
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     bar_w = plot_w / max(1, len(filled))
     parts = [

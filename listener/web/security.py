@@ -73,7 +73,8 @@ async def auth_middleware(request: Request, call_next: Next) -> Response:
     path = request.url.path
     public = path in PUBLIC_PATHS or path.startswith(("/static/", "/login/link/"))
     if user is None and not public:
-        if path.startswith("/api/") or path == "/openapi.json" or "authorization" in request.headers:
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if not wants_page or path.startswith("/api/") or "authorization" in request.headers:
             return _harden(JSONResponse({"detail": "authentication required"}, status_code=401))
         return _harden(RedirectResponse("/login", status_code=303))
     return _harden(await call_next(request))
