@@ -16,8 +16,10 @@ from listener.records import Alert, ScoredMention
 
 __all__ = [
     "clean_line",
+    "evidence_lines",
     "excerpt",
     "format_window",
+    "mix_text",
     "render_text",
     "summary_line",
 ]
@@ -81,6 +83,30 @@ def summary_line(alert: Alert) -> str:
     )
 
 
+_LABELS = ("negative", "neutral", "positive", "unscored")
+
+
+def mix_text(mix: dict[str, int]) -> str:
+    """`12 negative · 3 neutral · 1 positive`, in a fixed order, zeros left out."""
+    return " · ".join(f"{mix[label]} {label}" for label in _LABELS if mix.get(label))
+
+
+def _pairs(pairs: tuple[tuple[str, int], ...], limit: int) -> str:
+    return ", ".join(f"{clean_line(name, limit)} ({count})" for name, count in pairs)
+
+
+def evidence_lines(alert: Alert) -> list[str]:
+    """The mix, words and sources behind the spike (only what the alert carries)."""
+    lines = []
+    if alert.mix:
+        lines.append(f"  mix:      {mix_text(alert.mix)}")
+    if alert.top_terms:
+        lines.append(f"  words:    {_pairs(alert.top_terms, 40)}")
+    if alert.top_sources:
+        lines.append(f"  sources:  {_pairs(alert.top_sources, 80)}")
+    return lines
+
+
 def render_text(alert: Alert) -> str:
     """A multi-line alert a responder can act on without opening anything else."""
     lines = [
@@ -93,9 +119,12 @@ def render_text(alert: Alert) -> str:
     ]
     if alert.channel:
         lines.append(f"  channel:  {clean_line(alert.channel, 80)}")
+    lines.extend(evidence_lines(alert))
     for number, mention in enumerate(alert.samples, start=1):
         author = clean_line(mention.author, 60) or "(unknown author)"
         score = mention.sentiment.negative
-        lines.append(f"  [{number}] {author} (negative {score:.2f}): {excerpt(mention)}")
+        reach = sum(max(0, v) for v in mention.engagement.values())
+        engaged = f", engagement {reach}" if reach else ""
+        lines.append(f"  [{number}] {author} (negative {score:.2f}{engaged}): {excerpt(mention)}")
         lines.append(f"      {clean_line(mention.url, 300) or '(no link)'}")
     return "\n".join(lines) + "\n"

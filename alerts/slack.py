@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from alerts.mrkdwn import SECTION_LIMIT, escape, escape_text, link
-from alerts.render import clean_line, format_window
+from alerts.render import clean_line, format_window, mix_text
 from listener.config import BrandConfig, SlackConfig
 from listener.errors import ConfigError, NotifierError
 from listener.records import Alert, ScoredMention
@@ -75,10 +75,29 @@ def _counts(alert: Alert) -> Block:
     return {"type": "section", "text": _mrkdwn(f"{first}\n{second}")}
 
 
+def _evidence(alert: Alert) -> Block | None:
+    """Mix, over-represented words and top sites; every name escaped, none can ping or link."""
+    lines = []
+    if alert.mix:
+        lines.append(f"*Mix* {escape(mix_text(alert.mix), 200)}")
+    if alert.top_terms:
+        words = ", ".join(f"`{escape_text(t, 40)}` ({n})" for t, n in alert.top_terms)
+        lines.append(f"*Words* {words}")
+    if alert.top_sources:
+        sources = ", ".join(f"{escape_text(s, 80)} ({n})" for s, n in alert.top_sources)
+        lines.append(f"*Sources* {sources}")
+    return {"type": "section", "text": _mrkdwn("\n".join(lines))} if lines else None
+
+
 def _sample(number: int, mention: ScoredMention) -> Block:
     label = mention.title or mention.site or "open the post"
     author = escape_text(mention.author, 80) or "unknown author"
-    head = f"{number}. {link(mention.url, label, 150)} · {author} · negative {mention.sentiment.negative:.2f}"
+    reach = sum(max(0, v) for v in mention.engagement.values())
+    engaged = f" · engagement {reach}" if reach else ""
+    head = (
+        f"{number}. {link(mention.url, label, 150)} · {author}"
+        f" · negative {mention.sentiment.negative:.2f}{engaged}"
+    )
     body = escape_text(mention.text or mention.title, EXCERPT_LIMIT)
     return {"type": "section", "text": _mrkdwn(f"{head}\n&gt; {body}" if body else head)}
 
@@ -113,6 +132,9 @@ def action_buttons(alert_id: str, state: str = "open") -> Block:
 def build_blocks(alert: Alert, *, buttons: bool = False) -> list[Block]:
     """Header, counts, one section per sample mention, the window, and (firing) the buttons."""
     blocks = [_header(alert), _counts(alert)]
+    found = _evidence(alert)
+    if found is not None:
+        blocks.append(found)
     blocks.extend(_sample(n, m) for n, m in enumerate(alert.samples, start=1))
     blocks.append(_context(alert))
     if buttons and alert.status == "firing":

@@ -25,14 +25,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from alerts import evidence
 from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
 from alerts.state import BrandState, OpenSpike
 from listener.config import AlertRule
-from listener.records import Alert, ScoredMention, SentimentLabel
+from listener.query.tokens import tokenize
+from listener.records import Alert, ScoredMention, SentimentLabel, WindowPoint
 
 __all__ = ["DetectorSettings", "SpikeDetector", "WindowStats"]
 
 SAMPLES = 3
+TOP_TERMS = 5
+TOP_SOURCES = 3
+CHART_SPAN = 86400.0  # the alert's chart covers the last 24 hours
 # An open spike is re-reported (in its thread) when its count reaches this multiple of the last report.
 UPDATE_GROWTH = 1.5
 
@@ -95,6 +100,8 @@ class SpikeDetector:
         self.clock = clock
         self.settings = settings or DetectorSettings()
         self.channel = channel
+        # The brand's own name is in every mention; it never explains a spike.
+        self._brand_words = frozenset(tokenize(brand))
         self.window_buckets = max(1, math.ceil(rule.window / rule.bucket))
         self.baseline_buckets = max(1, math.ceil(rule.baseline / rule.bucket))
         # The seasonal estimator learns each window's count once per closed bucket; it
@@ -125,14 +132,25 @@ class SpikeDetector:
         state.watermark = event if state.watermark is None else max(state.watermark, event)
         state.first_bucket = bucket if state.first_bucket is None else min(state.first_bucket, bucket)
         state.total[bucket] = state.total.get(bucket, 0) + 1
+        mix = state.mix.setdefault(bucket, {})
+        mix[mention.sentiment.label.value] = mix.get(mention.sentiment.label.value, 0) + 1
         if mention.sentiment.label is SentimentLabel.NEGATIVE:
             state.negative[bucket] = state.negative.get(bucket, 0) + 1
             self._keep_sample(bucket, mention)
+            self._count_evidence(bucket, mention)
+
+    def _count_evidence(self, bucket: int, mention: ScoredMention) -> None:
+        terms = self.state.terms.setdefault(bucket, {})
+        for term in evidence.mention_terms(mention, self._brand_words):
+            terms[term] = terms.get(term, 0) + 1
+        sources = self.state.sources.setdefault(bucket, {})
+        where = evidence.source_of(mention)
+        sources[where] = sources.get(where, 0) + 1
 
     def _keep_sample(self, bucket: int, mention: ScoredMention) -> None:
         kept = [m for m in self.state.samples.get(bucket, []) if m.id != mention.id]
         kept.append(mention)
-        kept.sort(key=lambda m: m.sentiment.negative, reverse=True)
+        kept.sort(key=_sample_order)
         self.state.samples[bucket] = kept[:SAMPLES]
 
     # --- evaluate ---------------------------------------------------------------------
@@ -216,6 +234,10 @@ class SpikeDetector:
         )
 
     def _step(self, stats: WindowStats) -> Alert | None:
+        end = round(stats.end / self.rule.bucket)
+        if end % self.window_buckets == 0:
+            # Non-overlapping windows on a fixed grid: 288 points a day for 5-minute windows.
+            self.state.history[end] = self._point(stats)
         alert = self._decide(stats)
         if self.state.open_spike is None and alert is None:
             # A spike's windows are not learnt: the baseline stays what normal looked like.
@@ -265,8 +287,10 @@ class SpikeDetector:
         self, stats: WindowStats, status: Literal["firing", "update", "resolved"], alert_id: str
     ) -> Alert:
         samples: tuple[ScoredMention, ...] = ()
+        extra: dict[str, object] = {}
         if status != "resolved":
             samples = self.samples_between(stats.start, stats.end)
+            extra = self.evidence(stats)
         return Alert(
             id=alert_id,
             brand=self.brand,
@@ -281,22 +305,70 @@ class SpikeDetector:
             samples=samples,
             channel=self.channel,
             created=self.clock(),
+            **extra,
         )
 
+    def evidence(self, stats: WindowStats) -> dict[str, object]:
+        """The window's sentiment mix, the words and sites behind it, and the last 24 h of windows."""
+        state = self.state
+        first, last = round(stats.start / self.rule.bucket), round(stats.end / self.rule.bucket)
+        window = range(first, last)
+        baseline = [
+            b for b in range(first - self.baseline_buckets, first) if b not in state.spike_buckets
+        ]
+        terms = evidence.over_represented(
+            evidence.merge(state.terms.get(b, {}) for b in window),
+            sum(state.negative.get(b, 0) for b in window),
+            evidence.merge(state.terms.get(b, {}) for b in baseline),
+            sum(state.negative.get(b, 0) for b in baseline),
+            limit=TOP_TERMS,
+        )
+        sources = evidence.top_counts(evidence.merge(state.sources.get(b, {}) for b in window), TOP_SOURCES)
+        return {
+            "mix": dict(evidence.merge(state.mix.get(b, {}) for b in window)),
+            "top_terms": terms,
+            "top_sources": sources,
+            "history": self.chart_series(stats),
+        }
+
+    def chart_series(self, current: WindowStats | None = None) -> tuple[WindowPoint, ...]:
+        """The last 24 hours of windows against the expected band, from persisted state."""
+        points = dict(self.state.history)
+        if current is not None:
+            points[round(current.end / self.rule.bucket)] = self._point(current)
+        if not points:
+            return ()
+        newest = max(points)
+        oldest = newest - math.ceil(CHART_SPAN / self.rule.bucket)
+        return tuple(
+            WindowPoint(end=_utc(b * self.rule.bucket), observed=int(v[0]), expected=v[1], threshold=v[2])
+            for b, v in sorted(points.items())
+            if b > oldest
+        )
+
+    def _point(self, stats: WindowStats) -> list[float]:
+        expected = round(stats.expected, 3)
+        return [float(stats.observed), expected, evidence.fire_threshold(expected, self.rule)]
+
     def samples_between(self, start: float, end: float) -> tuple[ScoredMention, ...]:
-        """The most negative mentions of the window, highest `sentiment.negative` first."""
+        """The window's most-engaged negative mentions, then the most negative among equals."""
         first, last = round(start / self.rule.bucket), round(end / self.rule.bucket)
         pool = [m for b, kept in self.state.samples.items() if first <= b < last for m in kept]
-        pool.sort(key=lambda m: (-m.sentiment.negative, m.id))
+        pool.sort(key=_sample_order)
         return tuple(pool[:SAMPLES])
 
     def _prune(self, end: int) -> None:
         """Drop what no future window or baseline can reach."""
         state = self.state
         oldest = end - self.window_buckets - self.baseline_buckets - self.settings.lateness_buckets
-        for counts in (state.negative, state.total):
+        for counts in (state.negative, state.total, state.mix, state.terms, state.sources):
             for b in [b for b in counts if b < oldest]:
                 del counts[b]
+        for b, terms in state.terms.items():
+            if b < end - self.window_buckets:
+                state.terms[b] = evidence.trim(terms)
+        for b in [b for b in state.history if b <= end - math.ceil(CHART_SPAN / self.rule.bucket)]:
+            del state.history[b]
         keep_samples_from = end - 2 * self.window_buckets - self.settings.lateness_buckets
         for b in [b for b in state.samples if b < keep_samples_from]:
             del state.samples[b]
@@ -314,3 +386,8 @@ class SpikeDetector:
 
     def _now(self) -> float:
         return self.clock().timestamp()
+
+
+def _sample_order(mention: ScoredMention) -> tuple[int, float, str]:
+    """Most-engaged first (what most people saw), then most negative, then id for stability."""
+    return (-evidence.engagement(mention), -mention.sentiment.negative, mention.id)

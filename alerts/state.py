@@ -60,6 +60,13 @@ class BrandState:
     evaluated_through: int | None = None
     open_spike: OpenSpike | None = None
     estimator: dict[str, Any] = field(default_factory=dict)
+    # Evidence per bucket: mentions per sentiment label, and for the negatives their
+    # words (document frequency) and sites; `history` is [observed, expected, threshold]
+    # per window end on the window grid, for the alert's 24-hour chart.
+    mix: dict[int, dict[str, int]] = field(default_factory=dict)
+    terms: dict[int, dict[str, int]] = field(default_factory=dict)
+    sources: dict[int, dict[str, int]] = field(default_factory=dict)
+    history: dict[int, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -72,6 +79,10 @@ class BrandState:
             "evaluated_through": self.evaluated_through,
             "open_spike": None if self.open_spike is None else vars(self.open_spike),
             "estimator": self.estimator,
+            "mix": {str(k): v for k, v in self.mix.items()},
+            "terms": {str(k): v for k, v in self.terms.items()},
+            "sources": {str(k): v for k, v in self.sources.items()},
+            "history": {str(k): v for k, v in self.history.items()},
         }
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -91,7 +102,16 @@ class BrandState:
             evaluated_through=data["evaluated_through"],
             open_spike=None if spike is None else OpenSpike(**spike),
             estimator=data.get("estimator") or {},
+            mix=_per_bucket(data.get("mix")),
+            terms=_per_bucket(data.get("terms")),
+            sources=_per_bucket(data.get("sources")),
+            history={int(k): [float(x) for x in v] for k, v in (data.get("history") or {}).items()},
         )
+
+
+def _per_bucket(raw: dict[str, dict[str, int]] | None) -> dict[int, dict[str, int]]:
+    """State saved before evidence was kept has none: an empty map, not an error."""
+    return {int(k): {str(t): int(n) for t, n in v.items()} for k, v in (raw or {}).items()}
 
 
 class DetectorStore:
