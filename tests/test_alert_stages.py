@@ -151,5 +151,6 @@ def test_detected_spikes_flow_to_slack_and_the_console(tmp_path: Path) -> None:
         )
         [post] = slack.posted
         assert post.body["channel"] == "#acme-alerts"
-        assert sum(1 for b in post.body["blocks"] if "news.example" in str(b)) == 3
+        samples = [b for b in post.body["blocks"] if "news.example" in str(b) and "*Sources*" not in str(b)]
+        assert len(samples) == 3
         assert "NEGATIVE SPIKE Acme" in out.getvalue()
