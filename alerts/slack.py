@@ -199,11 +199,15 @@ class SlackNotifier:
         default_channel: str | None = None,
         *,
         buttons: bool = False,
+        chart: Callable[[Alert], bytes] | None = None,
+        charts: bool = True,
     ) -> None:
         self.client = client
         self.channel_for_brand = channel_for_brand
         self.default_channel = default_channel
         self.buttons = buttons
+        self.charts = charts
+        self._chart = chart
 
     @classmethod
     def from_config(
@@ -280,4 +284,34 @@ class SlackNotifier:
             log.warning("slack: posting %s alert %s to %s failed: %s", alert.status, alert.id, channel, error)
             raise error from exc
         ts = response.get("ts")
+        if ts is not None and alert.status == "firing" and alert.history and self.charts:
+            self.attach_chart(alert, str(response.get("channel") or channel), str(ts))
         return str(ts) if ts is not None else None
+
+    def attach_chart(self, alert: Alert, channel: str, ts: str) -> str | None:
+        """Upload the 24-hour chart into the alert's thread; the file id, or None if it failed.
+
+        The alert is already posted and recorded when this runs: a chart that
+        cannot be drawn or uploaded is logged and dropped, never retried in a
+        way that would post the alert twice or hold it back.
+        """
+        try:
+            if self._chart is None:
+                from alerts.chart import render_chart
+
+                self._chart = render_chart
+            png = self._chart(alert)
+            name = "".join(c if c.isalnum() else "-" for c in alert.brand.casefold())[:40] or "brand"
+            response = self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=ts,
+                content=png,
+                filename=f"{name}-negative-24h.png",
+                title=f"{clean_line(alert.brand, 80)}: negative mentions, last 24 h",
+                alt_txt="Negative mentions per window over the last 24 hours against the expected band",
+            )
+        except Exception as exc:  # the alert itself went out; the picture is a nicety
+            log.error("slack: chart for alert %s in %s not attached: %s", alert.id, channel, exc)
+            return None
+        file = response.get("file")
+        return str(file.get("id")) if isinstance(file, dict) else None

@@ -1,7 +1,9 @@
 """A loopback stand-in for Slack's Web API, enough for `slack_sdk.WebClient(base_url=...)`.
 
-It answers `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`
-and `views.open` (form or JSON bodies), checks the
+It answers `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`,
+`views.open` and the three steps of `files_upload_v2` (`files.getUploadURLExternal`,
+the raw POST to the upload URL it hands out, `files.completeUploadExternal`,
+keeping the uploaded bytes in `files`), with form or JSON bodies; it checks the
 `Authorization: Bearer` token like Slack does (HTTP 200 with `ok: false`),
 records every request, and can be told to fail the next calls with a 429 plus
 `Retry-After`, an HTTP 500, or an `ok: false` error code.
@@ -20,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["FakeSlack", "RecordedRequest", "closed_port", "fake_slack"]
+__all__ = ["FakeSlack", "RecordedRequest", "UploadedFile", "closed_port", "fake_slack"]
 
 TOKEN = "xoxb-test-token"
 
@@ -34,13 +36,26 @@ class RecordedRequest:
     response: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class UploadedFile:
+    """A file shared by `files.completeUploadExternal`, with the bytes POSTed to its upload URL."""
+
+    id: str
+    title: str
+    channel: str | None
+    thread_ts: str | None
+    data: bytes
+
+
 class FakeSlack:
     """Server state; `url` is the WebClient `base_url`."""
 
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.requests: list[RecordedRequest] = []
-        self._failures: list[str] = []
+        self.files: list[UploadedFile] = []
+        self._pending: dict[str, bytes | None] = {}  # file id -> bytes once uploaded
+        self._failures: list[tuple[str, str | None]] = []
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -58,10 +73,13 @@ class FakeSlack:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, count: int, how: str) -> None:
-        """`how` is "429", "500" or an `ok: false` error code such as "channel_not_found"."""
+    def fail_next(self, count: int, how: str, method: str | None = None) -> None:
+        """`how` is "429", "500" or an `ok: false` error code such as "channel_not_found".
+
+        With `method`, only calls of that Web API method fail; others pass.
+        """
         with self._lock:
-            self._failures.extend([how] * count)
+            self._failures.extend([(how, method)] * count)
 
     def calls(self, method: str) -> list[RecordedRequest]:
         """Accepted calls of one Web API method, e.g. "chat.update", in order."""
@@ -72,9 +90,13 @@ class FakeSlack:
         """chat.postMessage calls that Slack would have accepted."""
         return [r for r in self.requests if r.method == "chat.postMessage" and r.response.get("ok")]
 
-    def _next_failure(self) -> str | None:
+    def _next_failure(self, method: str) -> str | None:
         with self._lock:
-            return self._failures.pop(0) if self._failures else None
+            for index, (how, only) in enumerate(self._failures):
+                if only is None or only == method:
+                    del self._failures[index]
+                    return how
+            return None
 
     def _answer(
         self, method: str, headers: dict[str, str], body: dict[str, Any]
@@ -86,7 +108,7 @@ class FakeSlack:
             return 200, {"ok": False, "error": "not_authed"}
         if auth != f"Bearer {self.token}":
             return 200, {"ok": False, "error": "invalid_auth"}
-        failure = self._next_failure()
+        failure = self._next_failure(method)
         if failure == "429":
             return 429, {"ok": False, "error": "ratelimited"}
         if failure == "500":
@@ -107,6 +129,8 @@ class FakeSlack:
             if not body.get("trigger_id"):
                 return 200, {"ok": False, "error": "invalid_trigger_id"}
             return 200, {"ok": True, "view": {"id": f"V{next(self._ts):06d}", **_view(body)}}
+        if method.startswith("files."):
+            return self._files(method, body)
         if not body.get("channel"):
             return 200, {"ok": False, "error": "channel_not_found"}
         if method == "chat.update":
@@ -123,13 +147,57 @@ class FakeSlack:
             "message": {"text": body.get("text", ""), "ts": ts},
         }
 
+    def _files(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Step 1 hands out an upload URL on this server; step 3 shares what was POSTed there."""
+        if method == "files.getUploadURLExternal":
+            if not body.get("filename") or not str(body.get("length", "")).isdigit():
+                return 200, {"ok": False, "error": "invalid_arguments"}
+            file_id = f"F{next(self._ts):08d}"
+            with self._lock:
+                self._pending[file_id] = None
+            upload_url = self.url.replace("/api/", f"/upload/{file_id}")
+            return 200, {"ok": True, "upload_url": upload_url, "file_id": file_id}
+        files = body.get("files")
+        files = json.loads(files) if isinstance(files, str) else files
+        if not isinstance(files, list) or not files:
+            return 200, {"ok": False, "error": "invalid_arguments"}
+        shared = []
+        for entry in files:
+            with self._lock:
+                data = self._pending.pop(str(entry.get("id")), None)
+            if data is None:
+                return 200, {"ok": False, "error": "file_not_found"}
+            title = str(entry.get("title") or "")
+            channel, thread = body.get("channel_id"), body.get("thread_ts")
+            uploaded = UploadedFile(str(entry["id"]), title, channel, thread, data)
+            with self._lock:
+                self.files.append(uploaded)
+            shared.append({"id": uploaded.id, "title": title})
+        return 200, {"ok": True, "files": shared}
+
+    def _upload(self, file_id: str, data: bytes) -> int:
+        with self._lock:
+            if file_id not in self._pending:
+                return 404
+            self._pending[file_id] = data
+        return 200
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                method = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 length = int(self.headers.get("Content-Length") or 0)
+                if self.path.startswith("/upload/"):
+                    status = fake._upload(self.path.rsplit("/", 1)[-1], self.rfile.read(length))
+                    payload = f"OK - {length}".encode() if status == 200 else b"not found"
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                method = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 raw = self.rfile.read(length).decode("utf-8")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 body = _parse_body(headers.get("content-type", ""), raw)
@@ -151,7 +219,17 @@ class FakeSlack:
         return Handler
 
 
-_METHODS = frozenset({"auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "views.open"})
+_METHODS = frozenset(
+    {
+        "auth.test",
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+        "views.open",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    }
+)
 
 
 def _view(body: dict[str, Any]) -> dict[str, Any]:
