@@ -331,6 +331,9 @@ class OnCallConfig(_Section):
     response_time: Duration = Field(default=900.0, gt=0, description="unacknowledged this long: escalate")
     remind_every: Duration = Field(default=1800.0, gt=0, description="reminders in an open alert's thread")
     admins: list[str] = Field(default_factory=list, description="names or Slack ids who may resolve any")
+    digest: bool = Field(default=True, description="post a weekly recognition digest to the brand's channel")
+    digest_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    digest_hour: int = Field(default=9, ge=0, le=23, description="UTC hour the weekly digest is posted")
 
     @model_validator(mode="after")
     def _known_names(self) -> OnCallConfig:
