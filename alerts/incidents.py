@@ -306,11 +306,16 @@ class IncidentStore:
         ).fetchall()
         return [Event(int(r[0]), float(r[1]), str(r[2]), r[3], str(r[4])) for r in rows]
 
-    def stats(self, by: Literal["brand", "responder"], *, since: float = 0.0) -> list[IncidentStats]:
+    def stats(
+        self,
+        by: Literal["brand", "responder"],
+        *,
+        since: float = 0.0,
+        until: float | None = None,
+        brand: str | None = None,
+    ) -> list[IncidentStats]:
         """Time to acknowledge and to resolve; per responder means per person who acknowledged."""
-        rows = self._db.execute(
-            "SELECT * FROM incident WHERE opened_at >= ? ORDER BY id", (since,)
-        ).fetchall()
+        rows = self.opened_between(since, until, brand)
         flagged = {
             int(r[0])
             for r in self._db.execute(
@@ -318,10 +323,22 @@ class IncidentStore:
             ).fetchall()
         }
         groups: dict[str, list[Incident]] = {}
-        for incident in map(_incident, rows):
+        for incident in rows:
             key = incident.brand if by == "brand" else (incident.acked_by or "(nobody)")
             groups.setdefault(key, []).append(incident)
         return [_summarise(key, group, flagged) for key, group in sorted(groups.items())]
+
+    def opened_between(
+        self, since: float = 0.0, until: float | None = None, brand: str | None = None
+    ) -> list[Incident]:
+        """Incidents opened in [since, until), oldest first; one brand when given."""
+        where, args = _filters(brand=brand)
+        where = f"{where} AND" if where else "WHERE"
+        rows = self._db.execute(
+            f"SELECT * FROM incident {where} opened_at >= ? AND opened_at < ? ORDER BY id",
+            (*args, since, float("inf") if until is None else until),
+        ).fetchall()
+        return [_incident(row) for row in rows]
 
     def close(self) -> None:
         self._db.close()
