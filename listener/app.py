@@ -28,6 +28,7 @@ from crawlers.state import FetchState
 from listener.config import Config
 from listener.records import Document, encode
 from listener.stages import ClassifyStage, IndexStage
+from listener.stories import StoryIndex
 from listener.watch_versions import LiveMatchStage
 from models.classifier import Classifier
 from pipelines.bus import Bus
@@ -104,7 +105,7 @@ class Monitor:
         return [
             LiveMatchStage(self.config.brands, self.config.data_dir / "web.db"),
             ClassifyStage(self.classifier_factory(), brand_targeting=self.config.classifier.brand_targeting),
-            IndexStage(self.store),
+            IndexStage(self.store, stories=StoryIndex(self.config.data_dir / "stories.db")),
             DetectStage(
                 rules={b.name: b.alert for b in self.config.brands},
                 channels={b.name: b.slack_channel for b in self.config.brands},

@@ -15,6 +15,7 @@ from listener.config import BrandConfig
 from listener.query.matcher import Matcher
 from listener.query.parser import parse_watch_query
 from listener.records import Document, Mention, Record, ScoredMention
+from listener.stories import StoryIndex
 from models.classifier import Classifier
 from models.targeting import aim_at_brand
 from pipelines.stage import Output
@@ -90,11 +91,15 @@ class IndexStage:
     name = "index"
     input_topic = "mentions.scored"
 
-    def __init__(self, store: MentionStore) -> None:
+    def __init__(self, store: MentionStore, stories: StoryIndex | None = None) -> None:
         self._store = store
+        self._stories = stories
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
         scored = [r for r in records if isinstance(r, ScoredMention)]
         if scored:
             self._store.upsert(scored)
+            if self._stories is not None:
+                # After the upsert: a redelivered batch re-adds mentions, which the index ignores by id.
+                self._stories.add_many(scored)
         return []
