@@ -175,6 +175,24 @@ CRISIS_NEWS = (
     ),
 )
 
+# One wire story picked up by several outlets, each adding its own dateline and footer:
+# the demo's proof that copies of one article are grouped into one story.
+SYNDICATED_STORY = (
+    "Zephyro Fiber confirms core network failure, promises bill credits",
+    "Zephyro Fiber confirmed that a failure in its core network left customers in {a} and "
+    "neighbouring towns without internet for most of the day. The company said engineers had "
+    "isolated the fault and that affected customers would receive credits on their next bill. "
+    "Customers said support lines were overwhelmed and some reported being charged twice.",
+)
+SYNDICATION_OUTLETS = (
+    "Metro Wire",
+    "Harbor Point Herald",
+    "Cedar Flats Courier",
+    "Northbank Gazette",
+    "Valley Daily",
+    "The Glenhollow Post",
+)
+
 CRISIS_REVIEWS = (
     "Down for hours, support hung up on me twice. Awful, avoid Zephyro Fiber.",
     "Zephyro Fiber outage all day and they billed me double. Terrible, one star is too many.",

@@ -274,7 +274,17 @@ def _crisis(b: _Builder) -> None:
     for offset, (title, body) in zip((100, 170), texts.CRISIS_NEWS, strict=True):
         area = b.pick(texts.AREAS)
         b.add(offset, "news", f"{title.format(a=area)}. {body}", "zephyro", "negative", "crisis")
+    _syndicated(b)
     _hostile(b)
+
+
+def _syndicated(b: _Builder) -> None:
+    """One wire story on several news sites: many mentions, one story."""
+    title, body = texts.SYNDICATED_STORY
+    text = body.format(a=b.pick(texts.AREAS))
+    for n, outlet in enumerate(texts.SYNDICATION_OUTLETS):
+        copy = f"{title}. ({outlet}) {text} More local news from {outlet}."
+        b.add(180 + 7 * n, "news", copy, "zephyro", "negative", "crisis")
 
 
 def _hostile(b: _Builder) -> None:
