@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from alerts.incidents import Incident
 from alerts.mrkdwn import escape
@@ -24,6 +24,9 @@ from alerts.response import Desk
 from listener.errors import NotifierError
 from listener.records import Alert, Record
 from pipelines.stage import Output
+
+if TYPE_CHECKING:
+    from alerts.digest import WeeklyDigest
 
 __all__ = ["Announcer", "EscalationStage"]
 
@@ -45,9 +48,12 @@ class EscalationStage:
     input_topic = "alerts"
     idle_tick = 15.0
 
-    def __init__(self, desk: Desk, announcer: Announcer | None = None) -> None:
+    def __init__(
+        self, desk: Desk, announcer: Announcer | None = None, digest: WeeklyDigest | None = None
+    ) -> None:
         self.desk = desk
         self.announcer = announcer
+        self.digest = digest  # the weekly recognition digest rides on the same clock
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
         now = self.desk.clock()
@@ -81,6 +87,9 @@ class EscalationStage:
                 log.warning(
                     "incidents: cannot reach Slack for incident %d, retrying later: %s", incident.id, exc
                 )
+        if self.digest is not None:
+            for brand in self.digest.run_due(now):
+                log.info("incidents: weekly digest for %s done", brand)
 
     def _escalate(self, incident: Incident, now: float) -> None:
         oncall = self.desk.roster.get(incident.brand)
@@ -131,3 +140,5 @@ class EscalationStage:
 
     def close(self) -> None:
         self.desk.close()
+        if self.digest is not None:
+            self.digest.close()

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from alerts.console import ConsoleNotifier
-from alerts.escalation import Announcer, EscalationStage
+from alerts.digest import incidents_stage
+from alerts.escalation import Announcer
 from alerts.notifier import Notifier
 from alerts.outbox import Outbox
 from alerts.response import Desk
@@ -116,7 +117,7 @@ class Monitor:
                 outbox=Outbox(self.config.data_dir / "outbox.db"),
                 desk=Desk.open_dir(self.config.data_dir, self.config),
             ),
-            EscalationStage(Desk.open_dir(self.config.data_dir, self.config), self._slack(notifiers)),
+            incidents_stage(self.config, self._slack(notifiers)),  # escalation + weekly digest
         ]
 
     def _slack(self, notifiers: Sequence[Notifier]) -> Announcer | None:
