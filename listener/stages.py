@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from listener.config import BrandConfig
 from listener.query.matcher import Matcher
 from listener.query.parser import parse_watch_query
 from listener.records import Document, Mention, Record, ScoredMention
-from listener.stories import StoryIndex
 from models.classifier import Classifier
 from models.targeting import aim_at_brand
 from pipelines.stage import Output
 from pipelines.store import MentionStore
+
+if TYPE_CHECKING:  # datasketch (behind stories) takes a second to import; callers pass the index in
+    from listener.stories import StoryIndex
 
 __all__ = ["ClassifyStage", "IndexStage", "MatchStage"]
 
