@@ -249,8 +249,10 @@ main.add_command(incidents)
 main.add_command(silence)
 
 from listener.cli_sources import sources  # noqa: E402
+from listener.cli_stories import stories  # noqa: E402
 
 main.add_command(sources)
+main.add_command(stories)
 
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])
