@@ -159,6 +159,42 @@ def stats(config_path: Path, since: str) -> None:
     _stats_rows(by_responder)
 
 
+@incidents.command("digest")
+@_config
+@click.option("--brand", help="only this brand (default: every brand)")
+@click.option("--post", is_flag=True, help="also post it to the brand's Slack channel")
+def digest(config_path: Path, brand: str | None, post: bool) -> None:
+    """The recognition digest for the last seven days: who handled what, and how fast."""
+    from alerts.digest import WEEK, build_digest, render_mrkdwn, render_text
+    from alerts.oncall import Roster
+    from alerts.slack import SlackNotifier
+    from listener.cli import _load
+    from listener.errors import ConfigError, NotifierError
+
+    config = _load(config_path)
+    brands = [b for b in config.brands if brand is None or b.name.casefold() == brand.casefold()]
+    if not brands:
+        unknown = terminal_safe(brand or "", 80)
+        raise click.BadParameter(f"no brand {unknown} in the config", param_hint="--brand")
+    now, roster = time.time(), Roster(config.brands)
+    try:
+        slack = SlackNotifier.from_config(config.slack, config.brands) if post else None
+        with _desk(config_path) as desk:
+            for b in brands:
+                found = build_digest(desk.incidents, b.name, now - WEEK, now)
+                click.echo(render_text(found), nl=False)
+                channel = b.slack_channel or config.slack.default_channel
+                if slack is None:
+                    continue
+                if channel is None:
+                    raise NotifierError(f"no Slack channel for brand {b.name!r}", retryable=False)
+                slack.post_text(channel, render_mrkdwn(found, roster.get(b.name)))
+                click.echo(f"posted to {terminal_safe(channel, 80)}")
+    except (ConfigError, NotifierError) as exc:
+        click.echo(f"error: {terminal_safe(str(exc), 400)}", err=True)
+        raise SystemExit(1) from None
+
+
 @click.group()
 def silence() -> None:
     """Mute a brand (or one of its rules) for a while."""
