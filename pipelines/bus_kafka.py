@@ -147,7 +147,13 @@ class KafkaBus:
             self._check_open()
             if self._producer is None:
                 try:
-                    self._producer = KafkaProducer(acks="all", linger_ms=2, **self._common())
+                    # `publish_many` flushes after its last send, so lingering costs no latency;
+                    # it lets one batch of records go out as one produce request per partition
+                    # instead of one every couple of milliseconds while the caller is still
+                    # sending (about 3x the publish rate on 1 KB records: benchmarks/pipeline.py).
+                    self._producer = KafkaProducer(
+                        acks="all", linger_ms=50, batch_size=512 * 1024, **self._common()
+                    )
                 except KafkaError as exc:
                     raise BusError(f"cannot reach Kafka at {self.bootstrap_servers}: {exc}") from exc
             return self._producer
