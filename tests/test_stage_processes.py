@@ -54,9 +54,9 @@ def mentions(n: int) -> list[Mention]:
     return out
 
 
-def start_classify(config: Path) -> subprocess.Popen[bytes]:
+def start_classify(config: Path, *options: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "listener.cli", "run", "--stage", "classify", "-c", str(config)],
+        [sys.executable, "-m", "listener.cli", "run", "--stage", "classify", "-c", str(config), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -98,3 +98,77 @@ def test_a_classify_process_killed_mid_stream_loses_and_duplicates_nothing(
     index.close()
     store.close()
     bus.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _consumed(port: int) -> float:
+    """What one classify process says it consumed, from its own /metrics endpoint."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "listener_stage_messages_in_total" and sample.labels == {"stage": "classify"}:
+                return float(sample.value)
+    return 0.0
+
+
+def test_two_classify_processes_in_one_group_split_the_partitions(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    prefix = f"k{uuid.uuid4().hex[:8]}."
+    config = write_config(tmp_path, kafka_bootstrap, prefix)
+    bus = KafkaBus(
+        kafka_bootstrap, topic_prefix=prefix, partitions=2, max_poll_interval_ms=6000, session_timeout_ms=6000
+    )
+    ports = [_free_port(), _free_port()]
+    procs = [start_classify(config, "--metrics-port", str(port)) for port in ports]
+    store = EmbeddedStore(tmp_path / "store.db")
+    index = StageRunner(bus, IndexStage(store), batch_size=200, poll_timeout=0.5)
+    try:
+        # Both members must be in the group before the work arrives, or the first takes it all.
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not all(_polling(port) for port in ports):
+            time.sleep(0.5)
+        time.sleep(8)  # the group settles: joins on Tansu complete a few seconds apart
+        sent = mentions(200)
+        bus.publish_many("mentions", [(m.brand, encode(m)) for m in sent])
+        while store.search(SearchRequest(limit=0)).total < len(sent) and time.monotonic() < deadline:
+            index.run_once()
+        shares = [_consumed(port) for port in ports]
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        errors = [proc.communicate(timeout=60)[1] for proc in procs]
+    assert store.search(SearchRequest(limit=0)).total == len(sent)
+    assert all(share > 0 for share in shares), f"each process classified some of the stream: {shares}"
+    assert sum(shares) >= len(sent)
+    for proc, err in zip(procs, errors, strict=True):
+        assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    index.close()
+    store.close()
+    bus.close()
+
+
+def _polling(port: int) -> bool:
+    """The process has loaded its model and polled: its /healthz says ok."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
