@@ -44,6 +44,7 @@ __all__ = ["Monitor", "open_bus", "open_store"]
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 3600.0
+SOURCE_HEALTH_INTERVAL = 60.0
 SEEN_MEMORY = 30 * 86400.0
 
 
@@ -143,6 +144,7 @@ class Monitor:
         targets: list[tuple[str, Callable[[], None]]] = [
             ("sources", lambda: self.scheduler.run_forever(stop)),
             ("housekeeping", lambda: self._housekeeping_loop(stop)),
+            ("source-health", lambda: self._source_health_loop(stop)),
             *((f"stage-{r.stage.name}", _runner_loop(r, stop)) for r in self.runners),
         ]
         for name, target in targets:
@@ -166,6 +168,21 @@ class Monitor:
             trimmed,
             pruned,
         )
+
+    def _source_health_loop(self, stop: threading.Event) -> None:
+        """Tell brand channels about failing or silent sources (only when Slack is configured)."""
+        notifiers = list(self.notifiers) or _default_notifiers(self.config)
+        slack = next((n for n in notifiers if hasattr(n, "post_text")), None)
+        if slack is None:
+            return
+        from alerts.source_notices import SourceNotices
+
+        notices = SourceNotices(self.config, slack)  # type: ignore[arg-type]
+        while not stop.wait(SOURCE_HEALTH_INTERVAL):
+            try:
+                notices.check()
+            except Exception:  # health notices must never take the monitor down
+                log.exception("source health check failed; trying again in %.0fs", SOURCE_HEALTH_INTERVAL)
 
     def _housekeeping_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
