@@ -169,6 +169,8 @@ def test_dashboard_shows_volume_sentiment_and_who_is_talking(analyst: TestClient
     assert sum(sum(b["counts"].values()) for b in data["buckets"]) == 4
     assert {"value": "forum.example.org", "count": 1} in data["top"]["site"]
     assert data["top"]["author"] == [{"value": "dana", "count": 1}]
+    terms = {row["value"]: row["count"] for row in data["top"]["term"]}
+    assert terms["battery"] == 1 and "acme" not in terms and "the" not in terms
     html = analyst.get("/dashboard", params={"brand": "Acme", "window": "6h"}).text
     assert "<svg" in html and 'fill="#c62828"' in html
     assert "50%</strong> negative" in html

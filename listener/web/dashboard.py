@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
+from alerts.evidence import mention_terms, top_counts
+from listener.query.tokens import tokenize
 from listener.web.chart import COLOURS, stacked_bars
 from listener.web.render import page
 from listener.web.security import Reader
@@ -25,6 +28,7 @@ WINDOWS: dict[str, tuple[int, int]] = {
     "7d": (7 * 86400, 4 * 3600),
     "30d": (30 * 86400, 12 * 3600),
 }
+TERM_SAMPLE = 1000
 router = APIRouter()
 
 
@@ -59,12 +63,23 @@ def summarise(store: MentionStore, brand: str, window: str, now: datetime | None
     top: dict[str, list[tuple[str, int]]] = {}
     if isinstance(store, EmbeddedStore):  # the Elasticsearch store has no top-values query yet
         top = {f: top_values(store, request, f, 10) for f in ("source", "site", "author")}
+    top["term"] = _top_terms(store, request, brand)
     buckets = store.histogram(request, bucket)
     counts = dict.fromkeys(("negative", "neutral", "positive", "unscored"), 0)
     for b in buckets:  # the histogram already counts every label, so no second query
         for label, n in b.counts.items():
             counts[label] = counts.get(label, 0) + n
     return Summary(brand, window, start, end, bucket, buckets, counts, top)
+
+
+def _top_terms(store: MentionStore, request: SearchRequest, brand: str) -> list[tuple[str, int]]:
+    """Words in the newest `TERM_SAMPLE` mentions of the window, each counted once per mention."""
+    sample = store.search(replace(request, limit=TERM_SAMPLE))
+    exclude = frozenset(tokenize(brand))
+    counts: Counter[str] = Counter()
+    for hit in sample.hits:
+        counts.update(mention_terms(hit.mention, exclude))
+    return list(top_counts(counts, 10))
 
 
 def _brand(request: Request, brand: str | None) -> str:
