@@ -6,10 +6,13 @@ publication and its arrival) into the fetch-state file; `report` turns the
 recent rows into the figures an operator needs and two flags:
 
 * **failing**: `FAILING_AFTER` or more polls in a row have failed;
-* **silent**: the source has produced nothing for much longer than usual, i.e.
-  longer than `SILENT_FACTOR` times its typical gap between productive polls
-  (and at least two poll intervals), judged only once it has a history of
-  `MIN_HISTORY` productive polls, so a new or always-empty source is not flagged.
+* **silent**: polls keep succeeding but the source has produced nothing for
+  much longer than usual, i.e. longer than `SILENT_FACTOR` times its typical
+  gap between productive polls (and at least two poll intervals and
+  `SILENT_FLOOR`), judged only once it has a history of `MIN_HISTORY`
+  productive polls, so a new or always-empty source is not flagged;
+* **stale**: nothing has polled it for `STALE_FACTOR` poll intervals (and at
+  least `STALE_FLOOR`): the monitor is down or stuck, not the source.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ __all__ = ["FAILING_AFTER", "SILENT_FACTOR", "HealthLog", "SourceHealth"]
 FAILING_AFTER = 3
 SILENT_FACTOR = 4.0
 MIN_HISTORY = 3
+SILENT_FLOOR = 3600.0
+STALE_FACTOR = 5.0
+STALE_FLOOR = 600.0
 HISTORY = 14 * 86400.0  # how far back "usual" looks
 
 _SCHEMA = """
@@ -113,8 +119,9 @@ class HealthLog:
         at = _now(now)
         with self._lock:
             rows = self._conn.execute(
-                "SELECT at, ok, items, error, lag FROM poll_log WHERE source = ? AND at >= ? ORDER BY at",
-                (source, at - max(window, HISTORY)),
+                "SELECT at, ok, items, error, lag FROM poll_log WHERE source = ? AND at >= ? AND at <= ?"
+                " ORDER BY at",
+                (source, at - max(window, HISTORY), at),
             ).fetchall()
         recent = [r for r in rows if r[0] >= at - window]
         failures = _trailing_failures(rows)
@@ -122,7 +129,9 @@ class HealthLog:
         gaps = [b - a for a, b in itertools.pairwise(productive)]
         typical = statistics.median(gaps) if len(productive) >= MIN_HISTORY and gaps else None
         last_item = productive[-1] if productive else None
-        flags = _flags(at, failures, typical, last_item, poll_interval)
+        last_poll = rows[-1][0] if rows else None
+        last_ok = max((r[0] for r in rows if r[1]), default=None)
+        flags = _flags(at, failures, typical, (last_item, last_ok, last_poll), poll_interval)
         errors = [r for r in rows if not r[1]]
         lags = [r[4] for r in recent if r[4] is not None]
         items = sum(r[2] for r in recent if r[1])
@@ -133,7 +142,7 @@ class HealthLog:
             items=items,
             items_per_hour=items / hours,
             error_rate=(sum(1 for r in recent if not r[1]) / len(recent)) if recent else 0.0,
-            last_success=max((r[0] for r in rows if r[1]), default=None),
+            last_success=last_ok,
             last_error=errors[-1][3] if errors else None,
             last_error_at=errors[-1][0] if errors else None,
             consecutive_failures=failures,
@@ -145,15 +154,23 @@ class HealthLog:
 
 
 def _flags(
-    now: float, failures: int, typical: float | None, last_item: float | None, poll_interval: float
+    now: float,
+    failures: int,
+    typical: float | None,
+    times: tuple[float | None, float | None, float | None],
+    poll_interval: float,
 ) -> tuple[str, ...]:
+    """`times` are the last item, last successful poll and last poll (epoch seconds)."""
+    last_item, last_ok, last_poll = times
     flags: list[str] = []
     if failures >= FAILING_AFTER:
         flags.append("failing")
-    if typical is not None and last_item is not None:
-        usual = max(SILENT_FACTOR * typical, 2 * poll_interval)
-        if now - last_item > usual:
+    if typical is not None and last_item is not None and last_ok is not None:
+        usual = max(SILENT_FACTOR * typical, 2 * poll_interval, SILENT_FLOOR)
+        if last_ok - last_item > usual:  # polled and empty, not merely unpolled
             flags.append("silent")
+    if last_poll is not None and now - last_poll > max(STALE_FACTOR * poll_interval, STALE_FLOOR):
+        flags.append("stale")
     return tuple(flags)
 
 

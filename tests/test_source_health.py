@@ -24,7 +24,7 @@ def test_a_source_that_usually_speaks_hourly_is_flagged_silent_after_hours_of_no
     log = HealthLog(tmp_path / "fetch.db")
     for hour in range(6):
         log.record("news", ok=True, items=4, lags=[60, 120, 180], when=T0 + hour * HOUR)
-    for quarter in range(1, 13):
+    for quarter in range(1, 21):  # then five hours of polls that come back empty
         log.record("news", ok=True, items=0, when=T0 + 5 * HOUR + quarter * 900)
     calm = log.report("news", now=T0 + 6 * HOUR, poll_interval=900)
     assert calm.flags == () and calm.status == "ok"
@@ -50,8 +50,17 @@ def test_a_source_that_never_produced_is_not_called_silent(tmp_path):
     log = HealthLog(tmp_path / "fetch.db")
     for n in range(10):
         log.record("empty", ok=True, items=0, when=T0 + n * HOUR)
-    assert log.report("empty", now=T0 + 100 * HOUR).flags == ()
+    assert log.report("empty", now=T0 + 9.5 * HOUR, poll_interval=HOUR).flags == ()
     assert log.report("unknown", now=T0).status == "never polled"
+
+
+def test_a_source_nobody_has_polled_for_a_while_is_stale_not_silent(tmp_path):
+    """The monitor being down is not the source's fault, and must not read as a quiet brand either."""
+    log = HealthLog(tmp_path / "fetch.db")
+    for minute in range(0, 60, 5):
+        log.record("social", ok=True, items=3, when=T0 + minute * 60)
+    assert log.report("social", now=T0 + 3600, poll_interval=300).flags == ()
+    assert log.report("social", now=T0 + 3 * 3600, poll_interval=300).flags == ("stale",)
 
 
 WATCH = """\
