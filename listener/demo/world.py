@@ -284,7 +284,7 @@ def _syndicated(b: _Builder) -> None:
     text = body.format(a=b.pick(texts.AREAS))
     for n, outlet in enumerate(texts.SYNDICATION_OUTLETS):
         copy = f"{title}. ({outlet}) {text} More local news from {outlet}."
-        b.add(180 + 7 * n, "news", copy, "zephyro", "negative", "crisis")
+        b.add(36 + 5 * n, "news", copy, "zephyro", "negative", "crisis")  # out before the first alert
 
 
 def _hostile(b: _Builder) -> None:
