@@ -13,9 +13,13 @@ the brand name (from config) is the only text, with mathtext's `$` escaped.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from alerts.render import clean_line
 from listener.records import Alert
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["CHART_SIZE", "render_chart"]
 
@@ -32,7 +36,15 @@ def render_chart(alert: Alert) -> bytes:
 
     figure = Figure(figsize=(CHART_SIZE[0] / _DPI, CHART_SIZE[1] / _DPI), dpi=_DPI)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    _draw(figure.add_subplot(), alert)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=_DPI)
+    return out.getvalue()
+
+
+def _draw(axes: Axes, alert: Alert) -> None:
+    """The band (expected up to what fires), the expected line, the observed line, the window."""
     # Hours relative to the alert's window end: "-3" reads faster than a clock time in a thread.
     ends = [(p.end - alert.window_end).total_seconds() / 3600 for p in alert.history]
     axes.fill_between(
@@ -61,7 +73,3 @@ def render_chart(alert: Alert) -> bytes:
     brand = clean_line(alert.brand, 60).replace("$", r"\$")
     axes.set_title(f"{brand}: negative mentions per window, last 24 h", fontsize=8)
     axes.legend(fontsize=6, loc="upper left", frameon=False)
-    figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=_DPI)
-    return out.getvalue()
