@@ -43,6 +43,7 @@ __all__ = [
     "FeedSourceConfig",
     "GoogleNewsSourceConfig",
     "HackerNewsSourceConfig",
+    "JetstreamSourceConfig",
     "KafkaConfig",
     "Limits",
     "MastodonSourceConfig",
@@ -257,6 +258,25 @@ class AppStoreSourceConfig(_Section):
     poll_interval: Duration = 3600.0
 
 
+class JetstreamSourceConfig(_Section):
+    """The Bluesky Jetstream firehose, filtered locally by keywords: a streaming source."""
+
+    type: Literal["jetstream"]
+    name: str = Field(min_length=1)
+    keywords: list[str] = Field(min_length=1, description="a post is kept when it contains one (whole words)")
+    url: str = "wss://jetstream2.us-east.bsky.network"
+    rewind: Duration = Field(default=5.0, description="replayed on reconnect, as Jetstream advises")
+    buffer: int = Field(default=10_000, ge=1, description="matched posts held between polls")
+    poll_interval: Duration = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if not re.match(r"^wss?://[^\s/]+", value):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value.rstrip("/")
+
+
 SourceConfig = Annotated[
     FeedSourceConfig
     | SpiderSourceConfig
@@ -266,7 +286,8 @@ SourceConfig = Annotated[
     | MastodonSourceConfig
     | BlueskySourceConfig
     | GoogleNewsSourceConfig
-    | AppStoreSourceConfig,
+    | AppStoreSourceConfig
+    | JetstreamSourceConfig,
     Field(discriminator="type"),
 ]
 
@@ -566,7 +587,9 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
-_API_SOURCE_TAGS = ("sitemap", "hackernews", "reddit", "mastodon", "bluesky", "googlenews", "appstore")
+_API_SOURCE_TAGS = (
+    "sitemap", "hackernews", "reddit", "mastodon", "bluesky", "googlenews", "appstore", "jetstream",
+)  # fmt: skip
 
 
 def _is_union_tag(part: object) -> bool:
