@@ -10,6 +10,7 @@ escaped text, and the monitor's tick posts it once per week, restarts included.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,8 +20,7 @@ from click.testing import CliRunner
 from slack_sdk import WebClient
 from slack_server import TOKEN, FakeSlack, fake_slack
 
-from alerts.digest import DigestLog, WeeklyDigest, week_ending
-from alerts.escalation import EscalationStage
+from alerts.digest import DigestLog, WeeklyDigest, incidents_stage, week_ending
 from alerts.incidents import IncidentStore
 from alerts.oncall import Roster
 from alerts.response import Desk
@@ -130,17 +130,19 @@ def test_monday_morning_thanks_the_people_who_answered_for_acme(tmp_path: Path) 
         again.close()
 
 
-def test_the_incidents_stage_posts_the_digest_on_its_tick(tmp_path: Path) -> None:
-    config = load_config(watch(tmp_path))
-    a_busy_week(config)
-    now = [MONDAY_9.timestamp() + 5]
+def test_the_monitors_incidents_stage_posts_the_digest_on_its_tick(tmp_path: Path) -> None:
     with fake_slack() as slack:
-        desk = Desk.open_dir(config.data_dir, config, clock=lambda: now[0])
-        stage = EscalationStage(desk, None, weekly(config, slack))
+        config = load_config(watch(tmp_path, slack.url))
+        # Last week, as the monitor's wall clock sees it: five days before the latest Monday 09:00.
+        slot = datetime.fromtimestamp(week_ending(time.time()), UTC)
+        a_busy_week(config, slot - timedelta(days=5))
+        stage = incidents_stage(config, SlackNotifier.from_config(config.slack, config.brands))
+        assert stage.digest is not None
         stage.handle([])
         stage.tick()
         stage.close()
-        assert len([p for p in slack.posted if "handled" in p.body["text"]]) == 1
+        (post,) = slack.posted
+        assert post.body["channel"] == "#acme-alerts" and "<@U0DANA> handled 2" in post.body["text"]
 
 
 def test_a_failed_post_is_retried_at_the_next_tick(tmp_path: Path) -> None:
