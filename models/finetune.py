@@ -228,30 +228,34 @@ class _Best:
 INT8_TOLERANCE = 0.005  # the most val macro-recall int8 may cost before fp32 stays the default
 
 
-def record_figures(model_dir: Path, data: Path, model_id: str) -> dict[str, Any]:
-    """Choose int8 or fp32 on val, then score the test split once, both ways, into the metadata."""
+def _scores(clf: Any, texts: list[str], gold: list[int]) -> dict[str, Any]:
+    names = ("negative", "neutral", "positive")
+    started = time.perf_counter()
+    verdicts = clf.classify(texts)
+    seconds = time.perf_counter() - started
+    predicted = [names.index(v.label.value) if v.label.value in names else 1 for v in verdicts]
+    return {**score(gold, predicted).as_dict(), "seconds": round(seconds, 1)}
+
+
+def record_figures(model_dir: Path, data: Path, model_id: str, *, with_test: bool = True) -> dict[str, Any]:
+    """Choose int8 or fp32 on val, then (optionally) score the test split once, as shipped."""
     from models.finetuned import FinetunedClassifier
     from models.tuned import META_FILE
 
-    names = ("negative", "neutral", "positive")
-    figures: dict[str, Any] = {}
-    splits = {"val": read_split(data / "val_text.txt", data / "val_labels.txt"),
-              "test": read_split(data / "test_text.txt", data / "test_labels.txt")}
-    for int8 in (False, True):
-        clf = FinetunedClassifier(model_dir, int8=int8, batch_size=64)
-        for split, (texts, gold) in splits.items():
-            started = time.perf_counter()
-            verdicts = clf.classify(texts)
-            seconds = time.perf_counter() - started
-            result = score(gold, [names.index(v.label.value) if v.label.value in names else 1
-                                  for v in verdicts])
-            figures[f"{split}{'_int8' if int8 else ''}"] = {**result.as_dict(), "seconds": round(seconds, 1)}
-            log.info("%s int8=%s %s", split, int8, figures[f"{split}{'_int8' if int8 else ''}"])
+    val = read_split(data / "val_text.txt", data / "val_labels.txt")
+    figures = {
+        "val_fp32": _scores(FinetunedClassifier(model_dir, int8=False, batch_size=64), *val),
+        "val_int8": _scores(FinetunedClassifier(model_dir, int8=True, batch_size=64), *val),
+    }
+    log.info("val %s", figures)
+    int8 = figures["val_fp32"]["macro_recall"] - figures["val_int8"]["macro_recall"] <= INT8_TOLERANCE
+    if with_test:
+        test = read_split(data / "test_text.txt", data / "test_labels.txt")
+        figures["test"] = _scores(FinetunedClassifier(model_dir, int8=int8, batch_size=64), *test)
+        figures["test"]["precision"] = "int8" if int8 else "fp32"
+        log.info("test %s", figures["test"])
     meta: dict[str, Any] = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
-    meta.update(figures)
-    meta["model_id"] = model_id
-    int8_cost = figures["val"]["macro_recall"] - figures["val_int8"]["macro_recall"]
-    meta["int8_default"] = int8_cost <= INT8_TOLERANCE
+    meta.update(figures, model_id=model_id, int8_default=int8)
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return meta
 
@@ -271,12 +275,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--record-only", action="store_true",
                         help="skip training: choose int8 on val and record val/test figures in --out")
     parser.add_argument("--model-id", default="minilm-lora-tweeteval")
+    parser.add_argument("--skip-test", action="store_true",
+                        help="with --record-only: leave the test split to benchmarks/sentiment.py")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     if args.record_only:
-        record_figures(args.out, args.data, args.model_id)
+        record_figures(args.out, args.data, args.model_id, with_test=not args.skip_test)
         return 0
     train_dir = args.data / "reconstructed-train"
     train = read_split(train_dir / "train_text.txt", train_dir / "train_labels.txt")

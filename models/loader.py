@@ -1,22 +1,54 @@
-"""Build the configured classifier: the bundled default, or a Hugging Face model."""
+"""Build the configured classifier: the main model, language routing, per-language models."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from listener.config import ClassifierConfig
+from listener.errors import ClassifierError
 from models.classifier import Classifier
 
-__all__ = ["load_classifier"]
+__all__ = ["load_classifier", "load_model"]
 
 
-def load_classifier(cfg: ClassifierConfig) -> Classifier:
-    """`model: default` is the offline MiniLM classifier; anything else is a HF dir or hub name.
+def load_model(name: str, cfg: ClassifierConfig) -> Classifier:
+    """One model by name: `default` (the shipped fine-tuned MiniLM), `minilm-head` (frozen
+    MiniLM + linear head), a directory written by `listener train`, or a Hugging Face dir/name.
 
     Raises `listener.errors.ClassifierError` when the model cannot be loaded.
     """
-    if cfg.model == "default":
+    if name == "minilm-head":
         from models.minilm import MiniLMClassifier
 
         return MiniLMClassifier.from_config(cfg)
+    from models.finetuned import FinetunedClassifier
+    from models.tuned import is_model_dir
+
+    if name == "default" or is_model_dir(Path(name).expanduser()):
+        path = None if name == "default" else Path(name).expanduser()
+        return FinetunedClassifier(
+            path, device=cfg.device, batch_size=cfg.batch_size, threads=cfg.threads, int8=cfg.int8
+        )
     from models.hf import HFClassifier
 
-    return HFClassifier.from_config(cfg)
+    return HFClassifier(
+        name, device=cfg.device, batch_size=cfg.batch_size, max_length=cfg.max_length, threads=cfg.threads
+    )
+
+
+def load_classifier(cfg: ClassifierConfig) -> Classifier:
+    """The main model behind language routing: uncovered languages come back `unscored`."""
+    from models.language import LanguageDetector
+    from models.routing import RoutedClassifier
+
+    for code in cfg.language_models:
+        if code not in cfg.detect_languages:
+            raise ClassifierError(
+                f"classifier.language_models names {code!r}, which is not in classifier.detect_languages"
+            )
+    main = load_model(cfg.model, cfg)
+    if not cfg.detect_languages:
+        return main  # every text is trusted to the main model; verdicts carry no language
+    others = {code: load_model(name, cfg) for code, name in cfg.language_models.items()}
+    detector = LanguageDetector(cfg.detect_languages)
+    return RoutedClassifier(main, covered=cfg.languages, detector=detector, others=others)

@@ -18,6 +18,7 @@ from listener.errors import ClassifierError
 from listener.records import Sentiment, SentimentLabel
 from models.classifier import Classifier
 from models.encoder import bundled_model_dir
+from models.finetuned import DEFAULT_MODEL_DIR
 from models.head import default_head_path
 from models.loader import load_classifier
 
@@ -87,11 +88,43 @@ def test_obvious_complaints_praise_and_facts_get_the_obvious_labels(classifier: 
 
 
 @pytest.mark.slow
-def test_every_verdict_names_the_model_and_head_version_that_produced_it(classifier: Classifier) -> None:
-    head = json.loads(default_head_path().read_text(encoding="utf-8"))
+def test_every_verdict_names_the_model_and_version_that_produced_it(classifier: Classifier) -> None:
+    meta = json.loads((DEFAULT_MODEL_DIR / "sentiment.json").read_text(encoding="utf-8"))
     verdict = classifier.classify(["a new phone came out today"])[0]
-    assert verdict.model_id == classifier.model_id == "minilm-l6-tweeteval"
-    assert verdict.model_version == classifier.model_version == head["version"]
+    assert verdict.model_id == classifier.model_id == "minilm-lora-tweeteval"
+    suffix = "-int8" if meta["int8_default"] else ""
+    assert verdict.model_version == classifier.model_version == meta["version"] + suffix
+    assert verdict.language == "en"
+
+
+@pytest.mark.slow
+def test_the_frozen_head_model_stays_available_by_name() -> None:
+    head = json.loads(default_head_path().read_text(encoding="utf-8"))
+    verdict = load_classifier(ClassifierConfig(model="minilm-head")).classify(["I love this!"])[0]
+    assert (verdict.model_id, verdict.model_version) == ("minilm-l6-tweeteval", head["version"])
+    assert verdict.label == SentimentLabel.POSITIVE
+
+
+@pytest.mark.slow
+def test_a_mention_in_a_language_the_model_does_not_cover_is_unscored_with_its_language(
+    classifier: Classifier,
+) -> None:
+    german, english = classifier.classify(
+        ["Das ist wirklich schlecht, ich bin sehr enttäuscht vom Kundendienst", "I hate waiting on hold"]
+    )
+    assert (german.label, german.language, german.negative) == (SentimentLabel.UNSCORED, "de", 0.0)
+    assert english.label == SentimentLabel.NEGATIVE and english.language == "en"
+
+
+def test_the_shipped_model_is_a_few_megabytes_and_records_its_figures() -> None:
+    files = list(DEFAULT_MODEL_DIR.iterdir())
+    assert {f.name for f in files} >= {"sentiment.json", "adapter.safetensors"}
+    assert all(f.stat().st_size < 5_000_000 for f in files)
+    meta = json.loads((DEFAULT_MODEL_DIR / "sentiment.json").read_text(encoding="utf-8"))
+    assert meta["base"] == "sentence-transformers/all-MiniLM-L6-v2"
+    for split in ("val_fp32", "val_int8"):
+        assert set(meta[split]) >= {"macro_recall", "accuracy", "recall", "count"}
+    assert isinstance(meta["int8_default"], bool)
 
 
 @pytest.mark.slow
@@ -152,7 +185,10 @@ def test_hostile_text_is_scored_without_errors(classifier: Classifier) -> None:
     verdicts = classifier.classify(HOSTILE)
     assert len(verdicts) == len(HOSTILE)
     for verdict in verdicts:
-        assert_valid(verdict)
+        if verdict.label is SentimentLabel.UNSCORED:  # read as a language the model does not cover
+            assert verdict.language not in (None, "en")
+        else:
+            assert_valid(verdict)
 
 
 def test_a_bare_string_is_refused_rather_than_scored_letter_by_letter() -> None:
@@ -213,7 +249,7 @@ def tiny_model_dir(path: Path, id2label: dict[int, str]) -> Path:
 
 def test_a_local_three_label_model_directory_scores_mentions(tmp_path: Path) -> None:
     model_dir = tiny_model_dir(tmp_path / "model", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
-    classifier = load_classifier(ClassifierConfig(model=str(model_dir), batch_size=2))
+    classifier = load_classifier(ClassifierConfig(detect_languages=[], model=str(model_dir), batch_size=2))
     texts = ["great stuff", "", "the worst", "a " * 600, *HOSTILE]
     verdicts = classifier.classify(texts)
     assert len(verdicts) == len(texts)
@@ -226,7 +262,7 @@ def test_a_local_three_label_model_directory_scores_mentions(tmp_path: Path) -> 
 
 def test_named_labels_are_matched_whatever_their_case_and_order(tmp_path: Path) -> None:
     model_dir = tiny_model_dir(tmp_path / "model", {0: "Positive", 1: "NEGATIVE", 2: "neutral"})
-    classifier = load_classifier(ClassifierConfig(model=str(model_dir)))
+    classifier = load_classifier(ClassifierConfig(detect_languages=[], model=str(model_dir)))
     from models.hf import HFClassifier
 
     assert isinstance(classifier, HFClassifier)
@@ -236,7 +272,7 @@ def test_named_labels_are_matched_whatever_their_case_and_order(tmp_path: Path) 
 
 def test_a_two_label_model_scores_negative_or_positive_with_no_neutral(tmp_path: Path) -> None:
     model_dir = tiny_model_dir(tmp_path / "model", {0: "NEGATIVE", 1: "POSITIVE"})
-    classifier = load_classifier(ClassifierConfig(model=str(model_dir)))
+    classifier = load_classifier(ClassifierConfig(detect_languages=[], model=str(model_dir)))
     for verdict in classifier.classify(["good", "bad", "whatever", "🙂"]):
         assert_valid(verdict)
         assert verdict.neutral == 0.0
@@ -246,7 +282,7 @@ def test_a_two_label_model_scores_negative_or_positive_with_no_neutral(tmp_path:
 def test_a_model_with_labels_that_are_not_sentiments_is_refused_by_name(tmp_path: Path) -> None:
     model_dir = tiny_model_dir(tmp_path / "model", {0: "joy", 1: "anger", 2: "neutral"})
     with pytest.raises(ClassifierError, match=r"unknown labels \['anger', 'joy'\]"):
-        load_classifier(ClassifierConfig(model=str(model_dir)))
+        load_classifier(ClassifierConfig(detect_languages=[], model=str(model_dir)))
 
 
 def test_a_missing_or_broken_model_directory_gives_a_classifier_error(tmp_path: Path) -> None:
@@ -270,4 +306,4 @@ def test_an_unavailable_device_is_a_classifier_error(tmp_path: Path) -> None:
         pytest.skip("this machine has CUDA")
     model_dir = tiny_model_dir(tmp_path / "model", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
     with pytest.raises(ClassifierError, match="CUDA is not available"):
-        load_classifier(ClassifierConfig(model=str(model_dir), device="cuda"))
+        load_classifier(ClassifierConfig(detect_languages=[], model=str(model_dir), device="cuda"))
