@@ -1,6 +1,6 @@
 """Search latency on the embedded store at 1,000,000 mentions: p50/p95 per typical analyst query.
 
-    .venv/bin/python benchmarks/search.py [--mentions 1000000] [--baseline 100000] [--dir DIR]
+    .venv/bin/python benchmarks/search.py [--mentions 1000000] [--baseline 100000] [--shapes "A;B"]
 
 Mentions are generated (seeded): five brands over 90 days, a few thousand
 authors, twenty sites, texts of 12-40 words from a 5,000-word vocabulary with
@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--mentions", type=int, default=1_000_000)
     parser.add_argument("--baseline", type=int, default=100_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/listener-bench-search"))
+    parser.add_argument("--shapes", default="", help="shape names separated by semicolons (default: all)")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     small = build(args.dir / f"store-{args.baseline}.db", args.baseline)
@@ -187,7 +188,10 @@ def main() -> None:
         f" {'ratio':>6}   {'API p95':>8}"
     )
     all_big: list[float] = []
+    wanted = {s.strip() for s in args.shapes.split(";") if s.strip()}
     for name, shape in SHAPES.items():
+        if wanted and name not in wanted:
+            continue
         big_t = timings(lambda p: big.search(request(p)), shape, words)
         small_t = timings(lambda p: small.search(request(p)), shape, words)
         api_t = timings(api, shape, words)
