@@ -250,7 +250,7 @@ class SpikeDetector:
         first = round(stats.start / self.rule.bucket)
         window = range(first, first + self.window_buckets)
         if state.open_spike is not None:
-            if self.has_calmed(stats):
+            if self.has_calmed(stats) or self._is_new_normal(stats):
                 alert = self._alert(stats, "resolved", state.open_spike.alert_id)
                 state.open_spike = None
                 return alert
@@ -264,6 +264,22 @@ class SpikeDetector:
         )
         state.spike_buckets.update(window)
         return self._alert(stats, "firing", alert_id)
+
+    def _is_new_normal(self, stats: WindowStats) -> bool:
+        """A "spike" that outlasts the whole baseline span is a level shift, not an incident.
+
+        Without this a brand whose complaints start high (or step up for good)
+        would hold one alert open forever, since a spike's buckets are never
+        learnt. Once it has lasted a full baseline span its buckets are released
+        into the baseline, the alert resolves, and the higher level is normal.
+        """
+        spike = self.state.open_spike
+        assert spike is not None
+        if stats.end - spike.window_start < self.rule.baseline:
+            return False
+        first = round(spike.window_start / self.rule.bucket)
+        self.state.spike_buckets.difference_update(range(first, round(stats.end / self.rule.bucket)))
+        return True
 
     def _rising(self, stats: WindowStats) -> Alert | None:
         """An update for the open spike's thread when it has grown clearly past the last report."""

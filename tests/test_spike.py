@@ -208,3 +208,15 @@ def test_the_detector_alone_follows_update_then_evaluate(tmp_path: Path) -> None
             break
     assert [a.status for a in alerts] == ["firing"]
     assert detector.state.open_spike is not None
+
+
+def test_complaints_that_stay_high_become_the_new_normal_after_one_baseline_span(tmp_path: Path) -> None:
+    story = Story(tmp_path)
+    burst(story, 30, negatives=8)  # a brand that starts with steady complaints and no history
+    assert len(story.firing()) == 1
+    burst(story, 60, negatives=8)
+    assert len(story.resolved()) == 1, "a level shift resolves once it has lasted the baseline span"
+    burst(story, 60, negatives=8)
+    assert len(story.firing()) == 1, "and the same level does not fire again"
+    burst(story, 10, negatives=40)
+    assert len(story.firing()) == 2, "a real spike above the new level still fires"
