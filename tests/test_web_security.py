@@ -232,3 +232,18 @@ def test_login_then_logout_round_trip(world: WebWorld) -> None:
     client = world.client()
     login(client, "ann", PASSWORD)
     assert client.get("/api/me").json() == {"name": "ann", "role": "responder", "brands": []}
+
+
+def test_guessing_a_password_is_cut_off_after_five_tries(world: WebWorld) -> None:
+    world.accounts.add_user("ann", "viewer", PASSWORD)
+    client = world.client()
+    codes = [
+        client.post("/login", data=login_form(client, "ann", f"guess number {i}")).status_code
+        for i in range(6)
+    ]
+    assert codes == [401, 401, 401, 401, 429, 429]
+    locked = client.post("/login", data=login_form(client, "ann", PASSWORD))
+    assert locked.status_code == 429 and "Too many failed attempts" in locked.text  # even the right one waits
+    other = world.client()
+    world.accounts.add_user("bob", "viewer", PASSWORD)
+    assert other.post("/login", data=login_form(other, "bob", PASSWORD)).status_code == 303

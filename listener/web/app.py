@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +50,7 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
     app.state.store = store
     app.state.brand_names = [b.name for b in config.brands]
     app.state.accounts = accounts or AccountStore(web_db)
+    app.state.login_throttle = LoginThrottle()
     app.state.watch_terms = WatchTermStore(web_db)
     app.state.feedback = MentionFeedback(web_db, config.data_dir / "feedback.db")
     app.middleware("http")(auth_middleware)
@@ -57,6 +60,41 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
         app.include_router(module.router)
     _session_routes(app)
     return app
+
+
+class LoginThrottle:
+    """At most `limit` failed logins per user name in `window_s`; then that name waits out the window.
+
+    Per name rather than per address, so a guesser cannot rotate addresses; the
+    cost is that someone can lock a name out for a few minutes, which is the
+    lesser harm for a small team's tool. In memory: a restart forgets it.
+    """
+
+    def __init__(self, limit: int = 5, window_s: float = 900.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, name: str, now: float) -> list[float]:
+        kept = [t for t in self._failures.get(name, []) if now - t < self.window_s]
+        self._failures[name] = kept
+        return kept
+
+    def allowed(self, name: str) -> bool:
+        with self._lock:
+            return len(self._recent(name, time.monotonic())) < self.limit
+
+    def failed(self, name: str) -> bool:
+        """Records a failure; False once the name is locked out."""
+        with self._lock:
+            now = time.monotonic()
+            recent = self._recent(name, now)
+            recent.append(now)
+            return len(recent) < self.limit
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(name, None)
 
 
 def _secure(request: Request) -> bool:
@@ -100,16 +138,24 @@ def _session_routes(app: FastAPI) -> None:
         if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
             raise HTTPException(403, "the login form expired; reload it and try again")
         accounts: AccountStore = request.app.state.accounts
-        user = accounts.authenticate(str(form.get("username", "")), str(form.get("password", "")))
+        name = str(form.get("username", "")).strip().casefold()
+        throttle: LoginThrottle = request.app.state.login_throttle
+        user = None
+        if throttle.allowed(name):
+            user = accounts.authenticate(name, str(form.get("password", "")))
         if user is None:
+            blocked = not throttle.failed(name)
             return page(
                 request,
                 "login.html",
-                status_code=401,
+                status_code=429 if blocked else 401,
                 login_csrf=sent,
                 next=_next(str(form.get("next", "/"))),
-                error="Wrong user name or password.",
+                error="Too many failed attempts; wait a few minutes."
+                if blocked
+                else "Wrong user name or password.",
             )
+        throttle.succeeded(name)
         return _start_session(request, user, _next(str(form.get("next", "/"))))
 
     @app.get("/login/link/{secret}", include_in_schema=False)
