@@ -12,7 +12,7 @@ import re
 import unicodedata
 from datetime import datetime
 
-from listener.records import Alert, ScoredMention
+from listener.records import Alert, AlertStory, ScoredMention
 
 __all__ = [
     "clean_line",
@@ -21,6 +21,8 @@ __all__ = [
     "format_window",
     "mix_text",
     "render_text",
+    "stories_headline",
+    "story_line",
     "summary_line",
 ]
 
@@ -95,9 +97,31 @@ def _pairs(pairs: tuple[tuple[str, int], ...], limit: int) -> str:
     return ", ".join(f"{clean_line(name, limit)} ({count})" for name, count in pairs)
 
 
+def stories_headline(alert: Alert) -> str:
+    """Whether the negatives are one story told many times or many separate complaints."""
+    count, observed = alert.story_count, alert.observed
+    if count == 1:
+        return f"all {observed} negative mentions are one story"
+    if count >= observed:
+        return f"{observed} different complaints, no shared story"
+    return f"{observed} negative mentions in {count} stories"
+
+
+def story_line(story: AlertStory, names: int = 3) -> str:
+    """`11 mentions on 6 sites (a.example, b.example, c.example, …)`; the caller adds the text."""
+    sites = ", ".join(clean_line(name, 60) for name, _ in story.sites[:names])
+    more = ", …" if len(story.sites) > names else ""
+    where = f"{len(story.sites)} site{'s' if len(story.sites) != 1 else ''} ({sites}{more})"
+    return f"{story.members} mention{'s' if story.members != 1 else ''} on {where}"
+
+
 def evidence_lines(alert: Alert) -> list[str]:
-    """The mix, words and sources behind the spike (only what the alert carries)."""
+    """Stories first, then the mix, words and sources behind the spike (only what the alert carries)."""
     lines = []
+    if alert.top_stories:
+        lines.append(f"  stories:  {stories_headline(alert)}")
+        for story in alert.top_stories:
+            lines.append(f"    - {story_line(story)}: {clean_line(story.text, 160)}")
     if alert.mix:
         lines.append(f"  mix:      {mix_text(alert.mix)}")
     if alert.top_terms:

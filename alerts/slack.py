@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from alerts.mrkdwn import SECTION_LIMIT, escape, escape_text, link
-from alerts.render import clean_line, format_window, mix_text
+from alerts.render import clean_line, format_window, mix_text, stories_headline, story_line
 from listener.config import BrandConfig, SlackConfig
 from listener.errors import ConfigError, NotifierError
 from listener.records import Alert, ScoredMention
@@ -89,6 +89,17 @@ def _evidence(alert: Alert) -> Block | None:
     return {"type": "section", "text": _mrkdwn("\n".join(lines))} if lines else None
 
 
+def _stories(alert: Alert) -> Block | None:
+    """The biggest stories among the negatives, before anything else: answer an article once."""
+    if not alert.top_stories:
+        return None
+    lines = [f"*Stories* {escape(stories_headline(alert), 200)}"]
+    for story in alert.top_stories:
+        text = escape_text(story.text, 300)
+        lines.append(f"• {link(story.url, story_line(story), 300)}\n&gt; {text}")
+    return {"type": "section", "text": _mrkdwn("\n".join(lines))}
+
+
 def _sample(number: int, mention: ScoredMention) -> Block:
     label = mention.title or mention.site or "open the post"
     author = escape_text(mention.author, 80) or "unknown author"
@@ -132,9 +143,9 @@ def action_buttons(alert_id: str, state: str = "open") -> Block:
 def build_blocks(alert: Alert, *, buttons: bool = False) -> list[Block]:
     """Header, counts, one section per sample mention, the window, and (firing) the buttons."""
     blocks = [_header(alert), _counts(alert)]
-    found = _evidence(alert)
-    if found is not None:
-        blocks.append(found)
+    for found in (_stories(alert), _evidence(alert)):
+        if found is not None:
+            blocks.append(found)
     blocks.extend(_sample(n, m) for n, m in enumerate(alert.samples, start=1))
     blocks.append(_context(alert))
     if buttons and alert.status == "firing":

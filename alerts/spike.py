@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from alerts import evidence
+from alerts import evidence, story_evidence
 from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
 from alerts.state import BrandState, OpenSpike
 from listener.config import AlertRule
@@ -146,6 +146,7 @@ class SpikeDetector:
         sources = self.state.sources.setdefault(bucket, {})
         where = evidence.source_of(mention)
         sources[where] = sources.get(where, 0) + 1
+        story_evidence.file_mention(self.state.stories.setdefault(bucket, []), mention)
 
     def _keep_sample(self, bucket: int, mention: ScoredMention) -> None:
         kept = [m for m in self.state.samples.get(bucket, []) if m.id != mention.id]
@@ -340,7 +341,10 @@ class SpikeDetector:
             limit=TOP_TERMS,
         )
         sources = evidence.top_counts(evidence.merge(state.sources.get(b, {}) for b in window), TOP_SOURCES)
+        stories, story_count = story_evidence.top_stories(state.stories.get(b, []) for b in window)
         return {
+            "top_stories": stories,
+            "story_count": story_count,
             "mix": dict(evidence.merge(state.mix.get(b, {}) for b in window)),
             "top_terms": terms,
             "top_sources": sources,
@@ -388,6 +392,8 @@ class SpikeDetector:
         keep_samples_from = end - 2 * self.window_buckets - self.settings.lateness_buckets
         for b in [b for b in state.samples if b < keep_samples_from]:
             del state.samples[b]
+        for b in [b for b in state.stories if b < keep_samples_from]:
+            del state.stories[b]
         state.spike_buckets = {b for b in state.spike_buckets if b >= oldest}
         if state.first_bucket is not None and state.first_bucket < oldest:
             # History older than the baseline is gone; the mean starts at the kept edge.

@@ -67,6 +67,8 @@ class BrandState:
     terms: dict[int, dict[str, int]] = field(default_factory=dict)
     sources: dict[int, dict[str, int]] = field(default_factory=dict)
     history: dict[int, list[float]] = field(default_factory=dict)
+    # Negatives grouped into stories per bucket (see alerts.story_evidence).
+    stories: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -83,6 +85,7 @@ class BrandState:
             "terms": {str(k): v for k, v in self.terms.items()},
             "sources": {str(k): v for k, v in self.sources.items()},
             "history": {str(k): v for k, v in self.history.items()},
+            "stories": {str(k): v for k, v in self.stories.items()},
         }
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -106,6 +109,7 @@ class BrandState:
             terms=_per_bucket(data.get("terms")),
             sources=_per_bucket(data.get("sources")),
             history={int(k): [float(x) for x in v] for k, v in (data.get("history") or {}).items()},
+            stories={int(k): list(v) for k, v in (data.get("stories") or {}).items()},
         )
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = [
     "SCHEMA_VERSION",
     "Alert",
+    "AlertStory",
     "Document",
     "Mention",
     "Record",
@@ -143,6 +144,17 @@ class WindowPoint(BaseModel):
     threshold: float = Field(description="the count at which such a window would fire")
 
 
+class AlertStory(BaseModel):
+    """One story among a spike's negatives: a syndicated article is one story with many members."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str = Field(description="the representative (first) member's text")
+    url: str | None = None
+    members: int = Field(ge=1, description="negative mentions of this story in the window")
+    sites: tuple[tuple[str, int], ...] = Field(default=(), description="sites (or sources), busiest first")
+
+
 class Alert(_Record):
     """A negative spike for one brand and rule, with the evidence a responder needs."""
 
@@ -167,6 +179,8 @@ class Alert(_Record):
     top_terms: tuple[tuple[str, int], ...] = Field(default=(), description="over-represented negative words")
     top_sources: tuple[tuple[str, int], ...] = Field(default=(), description="sites/sources of the negatives")
     history: tuple[WindowPoint, ...] = Field(default=(), description="recent windows, oldest first")
+    top_stories: tuple[AlertStory, ...] = Field(default=(), description="biggest stories among the negatives")
+    story_count: int = Field(default=0, ge=0, description="distinct stories among the window's negatives")
 
     _normalise_times = field_validator("window_start", "window_end", "created")(_utc)
 

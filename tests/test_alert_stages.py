@@ -151,6 +151,11 @@ def test_detected_spikes_flow_to_slack_and_the_console(tmp_path: Path) -> None:
         )
         [post] = slack.posted
         assert post.body["channel"] == "#acme-alerts"
-        samples = [b for b in post.body["blocks"] if "news.example" in str(b) and "*Sources*" not in str(b)]
+        evidence = ("*Sources*", "*Stories*")
+        samples = [
+            b
+            for b in post.body["blocks"]
+            if "news.example" in str(b) and not any(e in str(b) for e in evidence)
+        ]
         assert len(samples) == 3
         assert "NEGATIVE SPIKE Acme" in out.getvalue()
