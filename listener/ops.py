@@ -114,7 +114,8 @@ def replay(
     by_ref = {item.ref: item for item in available}
     missing = [str(r) for r in refs if r not in by_ref]
     if missing:
-        raise BusError(f"no dead letter at {', '.join(missing)}")
+        where = ", ".join(missing)
+        raise BusError(f"no dead letter at {where} (see `listener dlq list`; --limit reads further)")
     if refs:
         chosen = [by_ref[r] for r in dict.fromkeys(refs)]
     else:
