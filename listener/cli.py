@@ -166,6 +166,7 @@ def demo(until_alert: bool, timeout: str, data_dir: Path, seed: int) -> None:
 @click.option("--order", type=click.Choice(["newest", "relevance"]), default="newest", show_default=True)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@click.option("--collapse-stories", is_flag=True, help="one hit per story, with its number of mentions")
 def search(
     query: str,
     config_path: Path,
@@ -176,6 +177,7 @@ def search(
     order: str,
     limit: int,
     as_json: bool,
+    collapse_stories: bool = False,
 ) -> None:
     """Search the mention history with the watch-term query language."""
     from listener.app import open_store
@@ -199,6 +201,7 @@ def search(
         since=start,
         order="relevance" if order == "relevance" else "newest",
         limit=limit,
+        collapse_story=collapse_stories,
     )
     store = open_store(cfg)
     try:
@@ -212,9 +215,12 @@ def search(
         for hit in result.hits:
             row: dict[str, Any] = hit.mention.model_dump(mode="json")
             row.update(snippet=hit.snippet, score=hit.score)
+            if collapse_stories:
+                row.update(story_members=hit.members)
             click.echo(json.dumps(row, ensure_ascii=False))
         return
-    click.echo(f"{result.total} mention(s); showing {len(result.hits)}")
+    unit = "story(ies)" if collapse_stories else "mention(s)"
+    click.echo(f"{result.total} {unit}; showing {len(result.hits)}")
     for hit in result.hits:
         m = hit.mention
         when = m.published.strftime("%Y-%m-%d %H:%M")
@@ -223,6 +229,8 @@ def search(
             f"\n{when}  {m.sentiment.label.value:<8}  {terminal_safe(m.brand, 40)}  {who}  {m.site or ''}"
         )
         click.echo(f"  {terminal_safe(hit.snippet or m.text, 300)}")
+        if collapse_stories and hit.members > 1:
+            click.echo(f"  story: {hit.members} mentions")
         if m.url:
             click.echo(f"  {terminal_safe(m.url, 300)}")
 

@@ -94,6 +94,8 @@ class Mention(Document):
     document_id: str
     brand: str
     matched_queries: tuple[str, ...] = ()
+    # Set by the index stage when it files the mention into a story (listener.stories).
+    story_id: str | None = None
 
     @classmethod
     def from_document(cls, doc: Document, brand: str, matched: tuple[str, ...]) -> Mention:

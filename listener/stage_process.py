@@ -38,7 +38,9 @@ def build_stage(name: str, config: Config, classifier_factory: Callable[[], Clas
     if name == "classify":
         return ClassifyStage(classifier_factory(), brand_targeting=config.classifier.brand_targeting)
     if name == "index":
-        return IndexStage(open_store(config))
+        from listener.stories import StoryIndex
+
+        return IndexStage(open_store(config), stories=StoryIndex(config.data_dir / "stories.db"))
     if name == "detect":
         return DetectStage(
             rules={b.name: b.alert for b in config.brands},

@@ -101,8 +101,10 @@ class IndexStage:
     def handle(self, records: Sequence[Record]) -> list[Output]:
         scored = [r for r in records if isinstance(r, ScoredMention)]
         if scored:
-            self._store.upsert(scored)
             if self._stories is not None:
-                # After the upsert: a redelivered batch re-adds mentions, which the index ignores by id.
-                self._stories.add_many(scored)
+                # Stories first, so each mention is stored with its story id (search collapses on it).
+                # A batch redelivered after a crash gets the same ids back: the index knows them by id.
+                ids = self._stories.add_many(scored)
+                scored = [m.model_copy(update={"story_id": s}) for m, s in zip(scored, ids, strict=True)]
+            self._store.upsert(scored)
         return []

@@ -26,6 +26,9 @@ class SearchRequest:
     order: Literal["newest", "relevance"] = "newest"
     limit: int = 20
     offset: int = 0
+    # One hit per story (the best-ranked member, with the story's matching member count);
+    # mentions without a story id are stories of their own. `total` then counts stories.
+    collapse_story: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class Hit:
     mention: ScoredMention
     snippet: str = field(default="", metadata={"doc": "text with matches wrapped in [[ ]]"})
     score: float = 0.0
+    members: int = 1  # matching mentions of this hit's story, when the search collapses by story
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ def index_template(prefix: str) -> dict[str, Any]:
                 "dynamic": "strict",
                 "properties": {
                     "id": keyword,
+                    "story": keyword,  # the story id, or the mention's own id: search collapses on it
                     "brand": keyword,
                     "sentiment": keyword,
                     "source": keyword,
@@ -100,6 +101,7 @@ def _document(mention: ScoredMention) -> dict[str, Any]:
     words = ([" ".join(title)] if title else []) + [" ".join(tokenize(mention.text))]
     return {
         "id": mention.id,
+        "story": mention.story_id or mention.id,
         "brand": normalise(mention.brand),
         "sentiment": mention.sentiment.label.value,
         "source": field_key("source", mention.source),
@@ -169,6 +171,12 @@ class ElasticsearchStore:
             except ApiError as exc:
                 if "already_exists" not in str(exc):
                     raise StoreError(f"Elasticsearch cannot create index {name}: {exc}") from exc
+        else:
+            # A month created before mentions carried a story id: its strict mapping needs the field.
+            story = {"story": {"type": "keyword"}}
+            self._call(
+                "mapping update", lambda: self.client.indices.put_mapping(index=name, properties=story)
+            )
         self._indices.add(name)
 
     # -- writes ------------------------------------------------------------------------
@@ -280,6 +288,13 @@ class ElasticsearchStore:
         query = self._query(request)
         newest = [{"published": "desc"}, {"id": "asc"}]
         sort = newest if request.order == "newest" else [{"_score": "desc"}, *newest]
+        collapse: dict[str, Any] = {}
+        if request.collapse_story:
+            # One hit per story; inner_hits counts its matching members, the aggregation counts stories.
+            collapse = {
+                "collapse": {"field": "story", "inner_hits": {"name": "members", "size": 0}},
+                "aggs": {"stories": {"cardinality": {"field": "story", "precision_threshold": 40000}}},
+            }
         result = self._search(
             query=query,
             sort=sort,
@@ -287,13 +302,19 @@ class ElasticsearchStore:
             size=request.limit,
             track_total_hits=True,
             track_scores=True,
+            **collapse,
         )
         highlights = compile_query(request.query)
         hits = []
         for raw in result["hits"]["hits"]:
             mention = self._decode(raw["_source"]["record"])
-            hits.append(Hit(mention, _snippet(mention, highlights), float(raw.get("_score") or 0.0)))
-        return SearchResult(total=int(result["hits"]["total"]["value"]), hits=hits)
+            members = raw.get("inner_hits", {}).get("members", {}).get("hits", {}).get("total", {})
+            score = float(raw.get("_score") or 0.0)
+            hits.append(Hit(mention, _snippet(mention, highlights), score, int(members.get("value", 1))))
+        total = int(result["hits"]["total"]["value"])
+        if request.collapse_story:
+            total = int(result["aggregations"]["stories"]["value"])
+        return SearchResult(total=total, hits=hits)
 
     def histogram(self, request: SearchRequest, bucket_seconds: int) -> list[Bucket]:
         """Non-empty buckets aligned to the epoch, each counting every sentiment label."""

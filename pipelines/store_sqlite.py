@@ -38,6 +38,7 @@ __all__ = ["SCHEMA_VERSION", "EmbeddedStore"]
 SCHEMA_VERSION = 1
 LABELS: tuple[str, ...] = tuple(label.value for label in SentimentLabel)
 _BM25 = f"bm25({FTS_TABLE}, 2.0, 1.0)"  # a match in the title counts double
+_STORY_KEY = "coalesce(json_extract(m.record, '$.data.story_id'), m.id)"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS mentions (
@@ -157,7 +158,9 @@ class _Plan:
         self.params = tuple(params)
         self.compiled = compiled
 
-    def count_sql(self) -> tuple[str, tuple[object, ...]]:
+    def count_sql(self, request: SearchRequest | None = None) -> tuple[str, tuple[object, ...]]:
+        if request is not None and request.collapse_story:
+            return f"SELECT count(DISTINCT {_STORY_KEY}) {self.source} WHERE {self.where}", self.params
         if self.params == (self.compiled.match,):
             # Words alone: the index can count without visiting a single mention row.
             return f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", self.params
@@ -176,9 +179,27 @@ class _Plan:
             params = (self.compiled.rank, *params)
             score = "coalesce(-rk.b, 0.0)"
         order = newest if request.order == "newest" or score == "0.0" else f"score DESC, {newest}"
-        sql = f"SELECT m.record, {score} AS score {source} WHERE {self.where} ORDER BY {order}"
-        sql += " LIMIT ? OFFSET ?"
-        return sql, (*params, request.limit, request.offset)
+        page = (*params, request.limit, request.offset)
+        if request.collapse_story:
+            return _collapsed(f"{source} WHERE {self.where}", score, order), page
+        sql = f"SELECT m.record, {score} AS score, 1 {source} WHERE {self.where} ORDER BY {order}"
+        return sql + " LIMIT ? OFFSET ?", page
+
+
+def _collapsed(source_where: str, score: str, order: str) -> str:
+    """The best-ranked member of each story, with the story's matching member count.
+
+    The story id lives in the stored record (the index stage sets it), so no
+    schema change is needed; a mention without one is its own story.
+    """
+    order = order.replace("m.", "")
+    return (
+        "SELECT record, score, members FROM ("
+        " SELECT record, score, published, id, count(*) OVER (PARTITION BY k) AS members,"
+        f" row_number() OVER (PARTITION BY k ORDER BY {order}) AS rn FROM ("
+        f"  SELECT m.record, {score} AS score, m.published, m.id, {_STORY_KEY} AS k {source_where}))"
+        f" WHERE rn = 1 ORDER BY {order} LIMIT ? OFFSET ?"
+    )
 
 
 class EmbeddedStore:
@@ -325,12 +346,12 @@ class EmbeddedStore:
         _validate(request)
         plan = _Plan(compile_query(request.query), request)
         with self._transaction(False, "search") as conn:
-            total = conn.execute(*plan.count_sql()).fetchone()[0]
+            total = conn.execute(*plan.count_sql(request)).fetchone()[0]
             rows = conn.execute(*plan.page_sql(request)).fetchall() if request.limit else []
         hits = []
-        for record, score in rows:
+        for record, score, members in rows:
             mention = self._decode(record)
-            hits.append(Hit(mention, _snippet(mention, plan.compiled), float(score)))
+            hits.append(Hit(mention, _snippet(mention, plan.compiled), float(score), int(members)))
         return SearchResult(total=total, hits=hits)
 
     def histogram(self, request: SearchRequest, bucket_seconds: int) -> list[Bucket]:

@@ -283,6 +283,31 @@ class StoreContract:
         seen = [t for p in pages for t in texts(p)]
         assert seen == [f"acme {m}" for m in range(6, -1, -1)]
 
+    def test_collapsing_by_story_shows_each_story_once_with_its_size(self, store: MentionStore) -> None:
+        wire = [
+            make_mention(f"acme outage wire copy {n}", story_id="s-wire", published=T0 + timedelta(minutes=n))
+            for n in range(4)
+        ]
+        repost = [
+            make_mention(f"acme refund thread {n}", story_id="s-thread", published=T0) for n in range(2)
+        ]
+        alone = make_mention("acme outage on its own", published=T0 + timedelta(minutes=10))
+        self.stored(store, *wire, *repost, alone, make_mention("not this brand", story_id="s-wire"))
+
+        result = store.search(SearchRequest(query=Term("acme"), collapse_story=True))
+        assert result.total == 3
+        assert [(h.mention.text, h.members) for h in result.hits] == [
+            ("acme outage on its own", 1),
+            ("acme outage wire copy 3", 4),  # the newest member stands for the story
+            (repost[0].text, 2) if repost[0].id < repost[1].id else (repost[1].text, 2),
+        ]
+        narrowed = store.search(SearchRequest(query=Term("outage"), collapse_story=True, limit=1, offset=1))
+        assert narrowed.total == 2 and [(h.mention.text, h.members) for h in narrowed.hits] == [
+            ("acme outage wire copy 3", 4)
+        ]
+        plain = store.search(SearchRequest(query=Term("acme")))
+        assert plain.total == 7 and all(h.members == 1 for h in plain.hits)
+
     def test_a_zero_limit_still_counts(self, store: MentionStore) -> None:
         self.stored(store, make_mention("acme"), make_mention("acme too"))
         result = store.search(SearchRequest(query=Term("acme"), limit=0))

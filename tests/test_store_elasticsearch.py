@@ -19,7 +19,7 @@ from store_contract import T0, StoreContract, make_mention
 from listener.errors import StoreError
 from listener.query.ast import Term
 from pipelines.store import MentionStore, SearchRequest
-from pipelines.store_elasticsearch import ElasticsearchStore
+from pipelines.store_elasticsearch import ElasticsearchStore, index_template
 
 pytestmark = [pytest.mark.elasticsearch]
 
@@ -129,3 +129,20 @@ def test_osmem_lacks_nested_span_near_which_near_with_a_phrase_needs(elasticsear
     with pytest.raises(BadRequestError, match=r"span_near.*not supported by osmem"):
         store.client.count(index=store.alias, query=nested)
     store.close()
+
+
+def test_a_month_indexed_before_stories_takes_story_ids_and_collapses(elasticsearch_url: str) -> None:
+    store = es_store(elasticsearch_url)
+    old = index_template(store.prefix)["template"]
+    del old["mappings"]["properties"]["story"]
+    store.client.indices.create(
+        index=store.index_for(T0),
+        aliases={store.alias: {}},
+        settings=old["settings"],
+        mappings=old["mappings"],
+    )
+    copies = [make_mention(f"acme wire copy {n}", story_id="wire", published=T0) for n in range(3)]
+    store.upsert([*copies, make_mention("acme on its own", published=T0)])
+    store.refresh()
+    result = store.search(SearchRequest(query=Term("acme"), collapse_story=True))
+    assert result.total == 2 and sorted(h.members for h in result.hits) == [1, 3]
