@@ -131,3 +131,6 @@ def _link(header: str | None, rel: str) -> str | None:
 
 
 register_source(MastodonSourceConfig)(MastodonSource.from_config)
+
+# The streaming source is a sibling module; loading the `mastodon` entry point registers both.
+from crawlers import mastodon_stream as _stream  # noqa: E402, F401

@@ -47,6 +47,7 @@ __all__ = [
     "KafkaConfig",
     "Limits",
     "MastodonSourceConfig",
+    "MastodonStreamSourceConfig",
     "OnCallConfig",
     "RedditSourceConfig",
     "Responder",
@@ -219,6 +220,20 @@ class MastodonSourceConfig(_Section):
     poll_interval: Duration = 120.0
 
 
+class MastodonStreamSourceConfig(_Section):
+    """Mastodon's streaming API (server-sent events): hashtag statuses as they are posted."""
+
+    type: Literal["mastodon_stream"]
+    name: str = Field(min_length=1)
+    instance: BaseUrl
+    access_token: SecretStr = Field(description="the streaming API needs a token on current Mastodon")
+    hashtags: list[str] = Field(min_length=1)
+    local: bool = Field(default=False, description="only statuses from this instance")
+    buffer: int = Field(default=10_000, ge=1, description="statuses held between polls")
+    idle_timeout: Duration = Field(default=90.0, description="reconnect after this long without a heartbeat")
+    poll_interval: Duration = 5.0
+
+
 class BlueskySourceConfig(_Section):
     """Bluesky post search (app.bsky.feed.searchPosts); app-password auth when configured."""
 
@@ -284,6 +299,7 @@ SourceConfig = Annotated[
     | HackerNewsSourceConfig
     | RedditSourceConfig
     | MastodonSourceConfig
+    | MastodonStreamSourceConfig
     | BlueskySourceConfig
     | GoogleNewsSourceConfig
     | AppStoreSourceConfig
