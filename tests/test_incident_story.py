@@ -14,14 +14,11 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from urllib.error import HTTPError
-from urllib.parse import urlencode
-from urllib.request import Request, urlopen
 
 from alertstory import Story
 from slack_sdk import WebClient
-from slack_server import TOKEN, FakeSlack, fake_slack
+from slack_server import TOKEN, fake_slack
+from slackactions import SECRET, button, encode, press, send, submission
 
 from alerts.escalation import EscalationStage
 from alerts.incidents import IncidentStore
@@ -34,7 +31,6 @@ from alerts.slack import SlackNotifier
 from alerts.stages import NotifyStage
 from listener.config import OnCallConfig
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ONCALL = OnCallConfig.model_validate(
     {
         "responders": [
@@ -50,41 +46,6 @@ ONCALL = OnCallConfig.model_validate(
         "admins": ["U0BOSS"],
     }
 )
-
-
-def press(url: str, payload: dict[str, Any], secret: str = SECRET, *, body: bytes | None = None) -> int:
-    """POST a Slack interactivity request, signed with `secret` now; the HTTP status."""
-    raw = body if body is not None else urlencode({"payload": json.dumps(payload)}).encode()
-    stamp = str(int(time.time()))
-    headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(secret, stamp, raw)}
-    return send(url, raw, headers)
-
-
-def send(url: str, raw: bytes, headers: dict[str, str]) -> int:
-    request = Request(url, data=raw, headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
-    try:
-        with urlopen(request, timeout=5) as response:
-            return int(response.status)
-    except HTTPError as exc:
-        return int(exc.code)
-
-
-def button(action: str, alert_id: str, user: str, message: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "block_actions",
-        "user": {"id": user},
-        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-        "channel": {"id": "#acme-alerts"},
-        "message": message,
-        "actions": [{"action_id": f"listener.{action}", "value": alert_id}],
-    }
-
-
-def submission(user: str, slack: FakeSlack, note: str) -> dict[str, Any]:
-    view = slack.calls("views.open")[-1].body["view"]
-    view = json.loads(view) if isinstance(view, str) else view
-    state = {"values": {"note": {"note": {"type": "plain_text_input", "value": note}}}}
-    return {"type": "view_submission", "user": {"id": user}, "view": {**view, "state": state}}
 
 
 class Desks:
@@ -148,9 +109,7 @@ def test_a_crisis_is_owned_escalated_acknowledged_and_resolved_in_slack(tmp_path
             assert (
                 press(endpoint.url, button("ack", incident.alert_id, "U0SAM", message), "wrong-secret") == 401
             )
-            raw = urlencode(
-                {"payload": json.dumps(button("ack", incident.alert_id, "U0DANA", message))}
-            ).encode()
+            raw = encode(button("ack", incident.alert_id, "U0DANA", message))
             stamp = str(int(time.time()))
             signed = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign(SECRET, stamp, raw)}
             assert send(endpoint.url, raw, signed) == 200
