@@ -225,9 +225,8 @@ def search(
         m = hit.mention
         when = m.published.strftime("%Y-%m-%d %H:%M")
         who = terminal_safe(m.author or "?", 40)
-        click.echo(
-            f"\n{when}  {m.sentiment.label.value:<8}  {terminal_safe(m.brand, 40)}  {who}  {m.site or ''}"
-        )
+        site = terminal_safe(m.site or "", 80)
+        click.echo(f"\n{when}  {m.sentiment.label.value:<8}  {terminal_safe(m.brand, 40)}  {who}  {site}")
         click.echo(f"  {terminal_safe(hit.snippet or m.text, 300)}")
         if collapse_stories and hit.members > 1:
             click.echo(f"  story: {hit.members} mentions")
