@@ -49,6 +49,7 @@ class SearchParams:
     until: str = ""
     order: str = "newest"
     page: int = 1
+    stories: bool = False
 
 
 class BadSearch(ValueError):
@@ -115,6 +116,7 @@ def build_request(params: SearchParams, *, limit: int = PER_PAGE, offset: int | 
         order="relevance" if params.order == "relevance" else "newest",
         limit=limit,
         offset=(page_no - 1) * limit if offset is None else offset,
+        collapse_story=params.stories,
     )
 
 
@@ -134,6 +136,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "text": m.text,
         "snippet": hit.snippet,
         "score": hit.score,
+        "story_members": hit.members,
     }
 
 
@@ -148,8 +151,10 @@ def _params(
     until: str = "",
     order: str = "newest",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    stories: bool = False,
 ) -> SearchParams:
-    return SearchParams(q, brand, sentiment, source, site, lang, since, until, order, page)
+    """`stories=1` collapses near-duplicates (reposts, syndicated copies) to one hit per story."""
+    return SearchParams(q, brand, sentiment, source, site, lang, since, until, order, page, stories)
 
 
 Params = Annotated[SearchParams, Depends(_params)]
