@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -14,32 +13,12 @@ from typing import Any
 
 import click
 
-from listener.config import Config, load_config, parse_duration
-from listener.errors import ConfigError, ListenerError, QuerySyntaxError
+from listener.cli_common import config_option, load_or_exit
+from listener.config import parse_duration
+from listener.errors import ListenerError, QuerySyntaxError
 from listener.textsafe import terminal_safe
 
 __all__ = ["main"]
-
-DEFAULT_CONFIG = os.environ.get("LISTENER_CONFIG", "watch.yaml")
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the watch.yaml to use (or set LISTENER_CONFIG)",
-)
-
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
-
 
 @click.group()
 @click.option("-v", "--verbose", count=True, help="more log output (-vv for debug)")
@@ -67,7 +46,7 @@ def config() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def config_check(file: Path) -> None:
     """Validate FILE; print every problem as file:line: field: message."""
-    cfg = _load(file)
+    cfg = load_or_exit(file)
     queries = sum(len(b.queries) for b in cfg.brands)
     sources = sum(len(b.sources) for b in cfg.brands)
     click.echo(f"{file}: ok ({len(cfg.brands)} brands, {queries} watch queries, {sources} sources)")
@@ -92,7 +71,7 @@ def run(config_path: Path, stage: str | None, metrics_port: int | None, metrics_
     from listener.app import Monitor
     from models.loader import load_classifier
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -184,7 +163,7 @@ def search(
     from listener.query.parser import parse
     from pipelines.store import SearchRequest
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     try:
         node = parse(query) if query.strip() else None
         start = datetime.now(UTC) - timedelta(seconds=parse_duration(since)) if since else None

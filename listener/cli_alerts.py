@@ -38,9 +38,9 @@ _config = click.option(
 
 @contextmanager
 def _desk(config_path: Path) -> Iterator[Desk]:
-    from listener.cli import _load
+    from listener.cli_common import load_or_exit
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     desk = Desk.open_dir(config.data_dir, config)
     try:
         yield desk
@@ -168,10 +168,10 @@ def digest(config_path: Path, brand: str | None, post: bool) -> None:
     from alerts.digest import WEEK, build_digest, render_mrkdwn, render_text
     from alerts.oncall import Roster
     from alerts.slack import SlackNotifier
-    from listener.cli import _load
+    from listener.cli_common import load_or_exit
     from listener.errors import ConfigError, NotifierError
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     brands = [b for b in config.brands if brand is None or b.name.casefold() == brand.casefold()]
     if not brands:
         unknown = terminal_safe(brand or "", 80)

@@ -17,11 +17,11 @@ from typing import Any
 
 import click
 
+from listener.cli_common import config_option
 from listener.errors import ListenerError
 
 __all__ = ["evaluate", "feedback", "train"]
 
-DEFAULT_CONFIG = os.environ.get("LISTENER_CONFIG", "watch.yaml")
 
 
 def _fail(exc: ListenerError) -> None:
@@ -161,8 +161,7 @@ def feedback() -> None:
 
 
 @feedback.command("export")
-@click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="the watch.yaml to use")
+@config_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="file to write (default: standard output)")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)

@@ -9,8 +9,8 @@ from typing import NoReturn
 
 import click
 
-from listener.config import Config, load_config
-from listener.errors import ConfigError, ListenerError
+from listener.cli_common import config_option, load_or_exit
+from listener.errors import ListenerError
 from listener.ops import (
     ENGINES,
     LetterRef,
@@ -24,27 +24,6 @@ from listener.ops import (
 from listener.textsafe import terminal_safe
 
 __all__ = ["dlq", "reindex_command"]
-
-_config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    envvar="LISTENER_CONFIG",
-    default="watch.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the watch.yaml to use (or set LISTENER_CONFIG)",
-)
-
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
-
 
 def _fail(exc: ListenerError | ValueError) -> NoReturn:
     click.echo(f"error: {terminal_safe(str(exc), 2000)}", err=True)
@@ -69,7 +48,7 @@ def _line(item: ListedLetter) -> str:
 
 
 @dlq.command("list")
-@_config_option
+@config_option
 @click.option("--stage", help="only letters from this stage")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
@@ -77,7 +56,7 @@ def dlq_list(config_path: Path, stage: str | None, limit: int, as_json: bool) ->
     """List dead letters (oldest first) without moving any consumer group's offset."""
     from listener.app import open_bus
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     bus = open_bus(cfg)
     try:
         items = [
@@ -100,7 +79,7 @@ def dlq_list(config_path: Path, stage: str | None, limit: int, as_json: bool) ->
 
 
 @dlq.command("replay")
-@_config_option
+@config_option
 @click.argument("refs", nargs=-1)
 @click.option("--stage", help="replay every letter from this stage")
 @click.option("--all", "replay_all", is_flag=True, help="replay every dead letter")
@@ -118,7 +97,7 @@ def dlq_replay(
 
     if sum((bool(refs), stage is not None, replay_all)) != 1:
         raise click.UsageError("name the letters (PARTITION:OFFSET ...), or give --stage or --all")
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     bus = open_bus(cfg)
     try:
         parsed = [LetterRef.parse(r) for r in refs]
@@ -134,7 +113,7 @@ def dlq_replay(
 
 
 @click.command("reindex")
-@_config_option
+@config_option
 @click.option("--from", "source", required=True, type=click.Choice(ENGINES), help="the store to read")
 @click.option("--to", "target", required=True, type=click.Choice(ENGINES), help="the store to fill")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10_000))
@@ -142,7 +121,7 @@ def reindex_command(config_path: Path, source: str, target: str, batch: int) -> 
     """Copy every mention from one search store to the other (upserts: safe to re-run)."""
     if source == target:
         raise click.UsageError("--from and --to name the same store")
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     try:
         src = open_store_engine(cfg, source)
     except ListenerError as exc:

@@ -71,9 +71,9 @@ def source_health(
 @click.option("--json", "as_json", is_flag=True, help="one JSON array, for scripts")
 def status(config_path: Path | None, window: str, as_json: bool) -> None:
     """Last success, last error, items/hour, error rate and lag per source; flags failing or silent ones."""
-    from listener.cli import DEFAULT_CONFIG, _load
+    from listener.cli_common import DEFAULT_CONFIG, load_or_exit
 
-    config = _load(config_path or Path(DEFAULT_CONFIG))
+    config = load_or_exit(config_path or Path(DEFAULT_CONFIG))
     rows = source_health(config, window=parse_duration(window))
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -26,10 +26,10 @@ __all__ = ["stories"]
 @click.option("--json", "as_json", is_flag=True)
 def stories(config_path: Path | None, brand: str | None, since: str, limit: int, as_json: bool) -> None:
     """Near-duplicate mentions grouped into stories, biggest first."""
-    from listener.cli import DEFAULT_CONFIG, _load
+    from listener.cli_common import DEFAULT_CONFIG, load_or_exit
     from listener.stories import StoryIndex
 
-    config = _load(config_path or Path(DEFAULT_CONFIG))
+    config = load_or_exit(config_path or Path(DEFAULT_CONFIG))
     brands = [brand] if brand else [b.name for b in config.brands]
     after = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
     index = StoryIndex(config.data_dir / "stories.db")

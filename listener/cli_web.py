@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from listener.config import Config, load_config
-from listener.errors import ConfigError
+from listener.cli_common import config_option, load_or_exit
 from listener.web.accounts import ROLES, AccountError, AccountStore
 
 __all__ = ["serve", "users"]
 
-DEFAULT_CONFIG = os.environ.get("LISTENER_CONFIG", "watch.yaml")
-
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
-
-
-_config = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the watch.yaml to use (or set LISTENER_CONFIG)",
-)
-
-
 @click.command()
-@_config
+@config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 def serve(config_path: Path, host: str, port: int) -> None:
@@ -48,7 +23,7 @@ def serve(config_path: Path, host: str, port: int) -> None:
     from listener.app import open_store
     from listener.web import create_app
 
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     accounts = AccountStore(cfg.data_dir / "web.db")
     if not accounts.users():
         click.echo(f"No accounts yet: create one with  listener users add NAME --role admin -c {config_path}")
@@ -73,13 +48,13 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@_config
+@config_option
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option("--brand", "brands", multiple=True, help="an editor's brand (repeat; default: every brand)")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 def users_add(name: str, config_path: Path, role: str, brands: tuple[str, ...], password_stdin: bool) -> None:
     """Create an account; the password is prompted for (or read from stdin)."""
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     if password_stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -94,11 +69,11 @@ def users_add(name: str, config_path: Path, role: str, brands: tuple[str, ...], 
 
 @users.command("token")
 @click.argument("name")
-@_config
+@config_option
 @click.option("--label", default="", help="what the token is for")
 def users_token(name: str, config_path: Path, label: str) -> None:
     """Issue an API token for NAME (sent as `Authorization: Bearer TOKEN`); shown only once."""
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     try:
         token = AccountStore(cfg.data_dir / "web.db").issue_token(name.casefold(), label)
     except AccountError as exc:
@@ -108,10 +83,10 @@ def users_token(name: str, config_path: Path, label: str) -> None:
 
 
 @users.command("list")
-@_config
+@config_option
 def users_list(config_path: Path) -> None:
     """Accounts and their roles."""
-    cfg = _load(config_path)
+    cfg = load_or_exit(config_path)
     for user in AccountStore(cfg.data_dir / "web.db").users():
         brands = f"  brands: {', '.join(user.brands)}" if user.brands else ""
         click.echo(f"{user.name}  {user.role}{brands}")
