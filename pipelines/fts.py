@@ -26,9 +26,11 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
-from listener.query.ast import And, Field, Near, Node, Not, Or, Phrase, Term
-from listener.query.tokens import normalise, tokenize
+from listener.query.ast import And, Field, FieldName, Near, Node, Not, Or, Phrase, Term
+from listener.query.matcher import normalise_field
+from listener.query.tokens import tokenize
 
 __all__ = [
     "FTS_TABLE",
@@ -129,20 +131,9 @@ def fts_string(words: Sequence[str]) -> str:
 
 
 def field_key(name: str, value: str) -> str:
-    """One normal form for field values on both sides (query and stored mention).
-
-    Case-insensitive everywhere; `author` ignores a leading `@` (social handles)
-    and `lang` reads `en_US` as `en-us` so that `lang:en` can match it. Agrees
-    with the stream matcher's rules, so a search shows what the watch terms would alert on.
-    """
-    text = " ".join(normalise(value).split())
-    if name == "site":
-        return text.rstrip(".")
-    if name == "author":
-        return text.removeprefix("@")
-    if name == "lang":
-        return text.replace("_", "-")
-    return text
+    """The stream matcher's normal form for field values, so a search shows what the watch
+    terms would alert on (case-insensitive, `@handle` = `handle`, `en_US` = `en-us`)."""
+    return normalise_field(cast(FieldName, name), value)
 
 
 def _words(leaf: Term | Phrase) -> tuple[str, ...]:
