@@ -79,8 +79,10 @@ def summary_line(alert: Alert) -> str:
     brand = clean_line(alert.brand, 80)
     if alert.status == "resolved":
         return f"RESOLVED {brand}: negative volume back to {alert.observed} (expected {alert.expected:.1f})"
+    # An update belongs to the spike already announced; it must not read like a second alert.
+    heading = "STILL RISING" if alert.status == "update" else "NEGATIVE SPIKE"
     return (
-        f"NEGATIVE SPIKE {brand}: {alert.observed} negative mentions vs {alert.expected:.1f} expected "
+        f"{heading} {brand}: {alert.observed} negative mentions vs {alert.expected:.1f} expected "
         f"({_ratio(alert)})"
     )
 

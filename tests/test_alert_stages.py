@@ -159,3 +159,11 @@ def test_detected_spikes_flow_to_slack_and_the_console(tmp_path: Path) -> None:
         ]
         assert len(samples) == 3
         assert "NEGATIVE SPIKE Acme" in out.getvalue()
+
+
+def test_an_update_on_the_console_reads_as_the_same_spike_not_a_new_one() -> None:
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(make_alert(status="update", revision=1))
+    text = out.getvalue()
+    assert text.startswith("STILL RISING Acme:")
+    assert "NEGATIVE SPIKE" not in text
