@@ -8,7 +8,6 @@ ways); on a GPU it runs fp16.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ from numpy.typing import NDArray
 
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
-from listener.records import Sentiment
 from models.batching import configure_threads, resolve_device
-from models.scoring import score_texts
+from models.scoring import BatchedClassifier
 from models.tuned import is_model_dir, load_model_dir, quantize_int8
 
 __all__ = ["DEFAULT_MODEL_DIR", "FinetunedClassifier"]
@@ -27,7 +25,7 @@ __all__ = ["DEFAULT_MODEL_DIR", "FinetunedClassifier"]
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "sentiment" / "minilm-lora-tweeteval"
 
 
-class FinetunedClassifier:
+class FinetunedClassifier(BatchedClassifier):
     """Satisfies `models.classifier.Classifier`."""
 
     model_id: str
@@ -68,15 +66,6 @@ class FinetunedClassifier:
     @classmethod
     def from_config(cls, cfg: ClassifierConfig, model_dir: Path | None = None) -> FinetunedClassifier:
         return cls(model_dir, device=cfg.device, batch_size=cfg.batch_size, threads=cfg.threads)
-
-    def classify(self, texts: Sequence[str]) -> list[Sentiment]:
-        return score_texts(
-            texts,
-            self._score_batch,
-            batch_size=self.batch_size,
-            model_id=self.model_id,
-            model_version=self.model_version,
-        )
 
     def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:
         encoded = self.tokenizer(

@@ -10,7 +10,7 @@ the names it used rather than silently mis-scored.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,8 @@ from numpy.typing import NDArray
 
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
-from listener.records import Sentiment
 from models.batching import configure_threads, resolve_device
-from models.scoring import score_texts
+from models.scoring import BatchedClassifier
 
 __all__ = ["HFClassifier", "map_labels"]
 
@@ -108,7 +107,7 @@ def _load(name: str) -> tuple[Any, Any, str]:
     return tokenizer, model, version
 
 
-class HFClassifier:
+class HFClassifier(BatchedClassifier):
     """Satisfies `models.classifier.Classifier` for any `AutoModelForSequenceClassification`."""
 
     model_id: str
@@ -146,15 +145,6 @@ class HFClassifier:
             batch_size=cfg.batch_size,
             max_length=cfg.max_length,
             threads=cfg.threads,
-        )
-
-    def classify(self, texts: Sequence[str]) -> list[Sentiment]:
-        return score_texts(
-            texts,
-            self._score_batch,
-            batch_size=self.batch_size,
-            model_id=self.model_id,
-            model_version=self.model_version,
         )
 
     def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:

@@ -8,7 +8,6 @@ figures recorded in the head file's metadata.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,15 @@ from numpy.typing import NDArray
 
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
-from listener.records import Sentiment
 from models.batching import configure_threads, resolve_device
 from models.encoder import ENCODER_NAME, POOLING, SentenceEncoder
 from models.head import LABELS, LinearHead, default_head_path
-from models.scoring import score_texts
+from models.scoring import BatchedClassifier
 
 __all__ = ["MiniLMClassifier"]
 
 
-class MiniLMClassifier:
+class MiniLMClassifier(BatchedClassifier):
     """Satisfies `models.classifier.Classifier`."""
 
     model_id: str = "minilm-l6-tweeteval"
@@ -70,15 +68,6 @@ class MiniLMClassifier:
     @property
     def device(self) -> str:
         return str(self.encoder.device)
-
-    def classify(self, texts: Sequence[str]) -> list[Sentiment]:
-        return score_texts(
-            texts,
-            self._score_batch,
-            batch_size=self.batch_size,
-            model_id=self.model_id,
-            model_version=self.model_version,
-        )
 
     def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:
         probabilities = self.head.probabilities(self.encoder.embed_batch(texts))

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from listener.records import Sentiment, SentimentLabel
 from models.batching import length_sorted_batches
 
-__all__ = ["BatchScorer", "clean_text", "score_texts"]
+__all__ = ["BatchScorer", "BatchedClassifier", "clean_text", "score_texts"]
 
 # Takes a batch of non-blank texts, returns an (n, 3) array: negative, neutral, positive.
 BatchScorer = Callable[[list[str]], NDArray[np.floating]]
@@ -58,3 +58,27 @@ def score_texts(
                 model_version=model_version,
             )
     return results
+
+
+class BatchedClassifier:
+    """The shared `classify` of every model here: subclasses only score one batch.
+
+    Subclasses set `model_id`, `model_version` and `batch_size`, and implement
+    `_score_batch` returning (n, 3) probabilities: negative, neutral, positive.
+    """
+
+    model_id: str
+    model_version: str
+    batch_size: int
+
+    def classify(self, texts: Sequence[str]) -> list[Sentiment]:
+        return score_texts(
+            texts,
+            self._score_batch,
+            batch_size=self.batch_size,
+            model_id=self.model_id,
+            model_version=self.model_version,
+        )
+
+    def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:
+        raise NotImplementedError
