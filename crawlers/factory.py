@@ -13,7 +13,7 @@ sources, and any installed plugin), loaded once, before the first build.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
@@ -21,10 +21,18 @@ from crawlers.feed import FeedSource
 from crawlers.source import Source
 from crawlers.spider_source import SpiderSource
 from crawlers.state import FetchState
-from listener.config import Config, FeedSourceConfig, Limits, SpiderSourceConfig
+from listener.config import BrandConfig, Config, FeedSourceConfig, Limits, SpiderSourceConfig
 from listener.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "brands_by_source", "build_sources", "load_source_plugins", "register_source"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "brands_by_source",
+    "build_source",
+    "build_sources",
+    "load_source_plugins",
+    "register_source",
+    "sections_by_name",
+]
 
 Builder = Callable[[Any, Limits, FetchState], Source]
 _B = TypeVar("_B", bound=Builder)
@@ -61,12 +69,14 @@ def load_source_plugins() -> None:
             log.error("source plugin %s (%s) failed to load: %s", point.name, point.value, exc)
 
 
-def build_sources(config: Config, state: FetchState) -> list[Source]:
-    """One source per distinct name, in the order they first appear."""
-    load_source_plugins()
+def sections_by_name(brands: Sequence[BrandConfig]) -> dict[str, Any]:
+    """Each distinct source section by name, in the order they first appear.
+
+    Raises `ConfigError` when one name means two different things under two brands.
+    """
     chosen: dict[str, tuple[str, Any]] = {}
     problems: list[str] = []
-    for brand in config.brands:
+    for brand in brands:
         for section in brand.sources:
             earlier = chosen.get(section.name)
             if earlier is None:
@@ -78,7 +88,12 @@ def build_sources(config: Config, state: FetchState) -> list[Source]:
                 )
     if problems:
         raise ConfigError(problems)
-    return [_build(section, config.limits, state) for _, section in chosen.values()]
+    return {name: section for name, (_, section) in chosen.items()}
+
+
+def build_sources(config: Config, state: FetchState) -> list[Source]:
+    """One source per distinct name, in the order they first appear."""
+    return [build_source(s, config.limits, state) for s in sections_by_name(config.brands).values()]
 
 
 def brands_by_source(config: Config) -> dict[str, list[str]]:
@@ -92,7 +107,9 @@ def brands_by_source(config: Config) -> dict[str, list[str]]:
     return out
 
 
-def _build(section: Any, limits: Limits, state: FetchState) -> Source:
+def build_source(section: Any, limits: Limits, state: FetchState) -> Source:
+    """The source one config section describes (plugins are loaded first)."""
+    load_source_plugins()
     builder = _BUILDERS.get(type(section))
     if builder is None:
         raise ConfigError([f"sources: no source kind is registered for {type(section).__name__}"])

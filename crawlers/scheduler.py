@@ -101,6 +101,7 @@ class Scheduler:
         self.health = health if health is not None else HealthLog(state.path)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="listener-poll")
         self._in_flight: dict[str, Future[list[Document]]] = {}
+        self._pending: dict[str, Source | None] = {}  # changes waiting for a poll in flight
         self._next_due = {name: self._first_due(src, wall_clock()) for name, src in self.sources.items()}
 
     def _first_due(self, source: Source, wall_now: float) -> float:
@@ -128,13 +129,21 @@ class Scheduler:
         wait(list(started.values()))
         return RunSummary([self._finish(name) for name in started])
 
-    def run_forever(self, stop: threading.Event, *, tick: float = 0.5) -> None:
+    def run_forever(
+        self, stop: threading.Event, *, tick: float = 0.5, on_tick: Callable[[], None] | None = None
+    ) -> None:
         """Keep polling until `stop` is set; a slow poll never delays the others.
 
         Polls still running at stop are abandoned without committing, so their
-        items are simply fetched again on the next start.
+        items are simply fetched again on the next start. `on_tick` runs on this
+        thread before each round (e.g. to follow source changes saved in the web app).
         """
         while not stop.is_set():
+            if on_tick is not None:
+                try:
+                    on_tick()
+                except Exception:  # following changes must never stop the polling
+                    log.exception("scheduler: the tick hook failed; polling goes on unchanged")
             self._start(self.due())
             for name in [n for n, f in self._in_flight.items() if f.done()]:
                 self._finish(name)
@@ -145,12 +154,28 @@ class Scheduler:
             else:
                 stop.wait(timeout)
 
+    def set_source(self, name: str, source: Source | None) -> None:
+        """Add, replace (same name, new settings) or remove (`None`) one source while running.
+
+        Call it from the scheduler's own thread (the `on_tick` hook). A source
+        with a poll in flight is changed once that poll has been published, so
+        what it fetched is neither lost nor committed under the new settings.
+        """
+        if name in self._in_flight:
+            self._pending[name] = source
+            return
+        old = self.sources.pop(name, None)
+        self._next_due.pop(name, None)
+        if old is not None and old is not source:
+            _close(old)
+        if source is not None:
+            self.sources[name] = source
+            self._next_due[name] = self._first_due(source, self.wall_clock())
+
     def close(self) -> None:
         """Stop polls in flight (sources that can, e.g. spider subprocesses) and the pool."""
         for source in self.sources.values():
-            stop_source = getattr(source, "close", None)
-            if callable(stop_source):
-                stop_source()
+            _close(source)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Scheduler:
@@ -170,6 +195,13 @@ class Scheduler:
         return started
 
     def _finish(self, name: str) -> PollOutcome:
+        try:
+            return self._finish_poll(name)
+        finally:
+            if name in self._pending:
+                self.set_source(name, self._pending.pop(name))
+
+    def _finish_poll(self, name: str) -> PollOutcome:
         future = self._in_flight.pop(name)
         source = self.sources[name]
         try:
@@ -240,6 +272,12 @@ class Scheduler:
             log.exception(
                 "source %s: could not record %d published documents as seen", source.name, len(docs)
             )
+
+
+def _close(source: Source) -> None:
+    stop_source = getattr(source, "close", None)
+    if callable(stop_source):
+        stop_source()
 
 
 def _drain(source: Source) -> list[Document]:

@@ -22,11 +22,13 @@ from alerts.escalation import Announcer
 from alerts.notifier import Notifier
 from alerts.outbox import Outbox
 from alerts.response import Desk
-from alerts.stages import DetectStage, NotifyStage
+from alerts.stages import NotifyStage
 from crawlers.factory import build_sources
 from crawlers.scheduler import Scheduler
 from crawlers.state import FetchState
+from listener.brand_settings import LiveDetectStage
 from listener.config import Config
+from listener.live_sources import SourceSync
 from listener.records import Document, encode
 from listener.stages import ClassifyStage, IndexStage
 from listener.stories import StoryIndex
@@ -95,6 +97,10 @@ class Monitor:
         self.fetch_state = FetchState(data / "fetch.db")
         self.sources = build_sources(self.config, self.fetch_state)
         self.scheduler = Scheduler(self.sources, self.fetch_state, publish=self._publish_documents)
+        # Sources switched on, off or added in the web app reach the scheduler without a restart.
+        self.source_sync = SourceSync(
+            self.scheduler, self.config.brands, data / "web.db", self.config.limits, self.fetch_state
+        )
         self.runners: list[StageRunner] = []
         self.interactivity: Any = None  # the Slack endpoint, when slack.signing_secret is set
 
@@ -108,10 +114,8 @@ class Monitor:
             LiveMatchStage(self.config.brands, self.config.data_dir / "web.db"),
             ClassifyStage(self.classifier_factory(), brand_targeting=self.config.classifier.brand_targeting),
             IndexStage(self.store, stories=StoryIndex(self.config.data_dir / "stories.db")),
-            DetectStage(
-                rules={b.name: b.alert for b in self.config.brands},
-                channels={b.name: b.slack_channel for b in self.config.brands},
-                state_path=self.config.data_dir / "detector.db",
+            LiveDetectStage(
+                self.config.brands, self.config.data_dir / "web.db", self.config.data_dir / "detector.db"
             ),
             NotifyStage(
                 notifiers,
@@ -142,7 +146,7 @@ class Monitor:
             StageRunner(self.bus, stage, poll_timeout=self.poll_timeout) for stage in self.build_stages()
         ]
         targets: list[tuple[str, Callable[[], None]]] = [
-            ("sources", lambda: self.scheduler.run_forever(stop)),
+            ("sources", lambda: self.scheduler.run_forever(stop, on_tick=self.source_sync.check)),
             ("housekeeping", lambda: self._housekeeping_loop(stop)),
             ("source-health", lambda: self._source_health_loop(stop)),
             *((f"stage-{r.stage.name}", _runner_loop(r, stop)) for r in self.runners),

@@ -28,7 +28,7 @@ STAGES = ("crawl", "match", "classify", "index", "detect", "notify")
 
 def build_stage(name: str, config: Config, classifier_factory: Callable[[], Classifier]) -> Stage:
     """The named bus stage, built from the config alone (`crawl` is not a bus stage)."""
-    from alerts.stages import DetectStage, NotifyStage
+    from alerts.stages import NotifyStage
     from listener.app import _default_notifiers, open_store
     from listener.stages import ClassifyStage, IndexStage
     from listener.watch_versions import LiveMatchStage
@@ -42,11 +42,9 @@ def build_stage(name: str, config: Config, classifier_factory: Callable[[], Clas
 
         return IndexStage(open_store(config), stories=StoryIndex(config.data_dir / "stories.db"))
     if name == "detect":
-        return DetectStage(
-            rules={b.name: b.alert for b in config.brands},
-            channels={b.name: b.slack_channel for b in config.brands},
-            state_path=config.data_dir / "detector.db",
-        )
+        from listener.brand_settings import LiveDetectStage
+
+        return LiveDetectStage(config.brands, config.data_dir / "web.db", config.data_dir / "detector.db")
     if name == "notify":
         from alerts.outbox import Outbox
 
@@ -102,8 +100,11 @@ def _crawl(config: Config, bus: Bus, stop: threading.Event) -> None:
         bus.publish_many("documents", [(doc.source, encode(doc)) for doc in docs])
 
     state = FetchState(config.data_dir / "fetch.db")
+    from listener.live_sources import SourceSync
+
     scheduler = Scheduler(build_sources(config, state), state, publish=publish)
+    sync = SourceSync(scheduler, config.brands, config.data_dir / "web.db", config.limits, state)
     try:
-        scheduler.run_forever(stop)
+        scheduler.run_forever(stop, on_tick=sync.check)
     finally:
         scheduler.close()

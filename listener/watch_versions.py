@@ -95,41 +95,28 @@ class WatchTermStore:
 
 
 class LiveMatchStage:
-    """`MatchStage` over each brand's newest saved queries, re-read every `check_every_s`."""
+    """`MatchStage` over the effective brands (newest saved queries, brands added in the web app),
+    re-read every `check_every_s`."""
 
     name = "match"
     input_topic = "documents"
 
     def __init__(self, brands: Sequence[BrandConfig], path: Path, *, check_every_s: float = 5.0) -> None:
-        self._brands = list(brands)
-        self._path = path
-        self._every = check_every_s
-        self._seen = -1
-        self._next = 0.0
-        self._stage = MatchStage(self._brands)
+        from listener.brand_settings import BrandsWatcher
+
+        self._watcher = BrandsWatcher(brands, path, check_every_s)
+        self._stage = MatchStage(list(brands))
 
     def _refresh(self) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            return
-        self._next = now + self._every
-        if not self._path.exists():
+        brands = self._watcher.changed()
+        if brands is None:
             return
         try:
-            store = WatchTermStore(self._path)
-            seq = store.latest_seq()
-            if seq == self._seen:
-                return
-            brands = [
-                b.model_copy(update={"queries": store.effective(b.name, list(b.queries))})
-                for b in self._brands
-            ]
             self._stage = MatchStage(brands)
-            if self._seen >= 0 or seq:
-                log.info("match: watch terms now at version %d", seq)
-            self._seen = seq
-        except (sqlite3.Error, QuerySyntaxError, ValueError) as exc:
+        except (QuerySyntaxError, ValueError) as exc:
             log.warning("match: keeping the current watch terms; the saved ones cannot be used: %s", exc)
+            return
+        log.info("match: watch terms now at version %s", self._watcher.version())
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
         self._refresh()

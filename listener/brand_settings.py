@@ -1,0 +1,264 @@
+"""Brands, alert rules and sources changed in the web app: versioned, and followed while running.
+
+watch.yaml is the starting point. The web app saves changes as new rows of
+`brand_versions` in `<data_dir>/web.db` (beside the query versions of
+`listener.watch_versions`), each with who and when:
+
+* `brand`: a brand added in the web app (its name and first queries);
+* `alert`: a brand's whole spike rule (`AlertRule`), replacing watch.yaml's;
+* `sources`: which of the brand's sources are switched off, and the sources
+  added in the web app (`{"disabled": [names], "added": [sections]}`), so the
+  watch.yaml sections, which may hold `${VAR}` secrets, are never copied.
+
+`effective_brands` folds the newest version of each part over watch.yaml.
+The running stages follow it the way `LiveMatchStage` follows queries: a
+`BrandsWatcher` checks a cheap change number every few seconds, and the
+match stage, the spike stage (`LiveDetectStage`) and the source scheduler
+(`listener.live_sources`) rebuild what changed. Everything is validated with
+the watch.yaml models before it is saved; a row that no longer validates is
+logged and skipped, and the stages keep what they had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from alerts.spike import DetectorSettings
+from alerts.stages import DetectStage
+from alerts.state import BrandState
+from listener.config import AlertRule, BrandConfig, SourceConfig
+from listener.errors import QuerySyntaxError
+from listener.records import Record
+from pipelines.stage import Output
+
+__all__ = [
+    "SOURCE_ADAPTER",
+    "BrandSettingsStore",
+    "BrandsWatcher",
+    "Change",
+    "LiveDetectStage",
+    "Part",
+    "apply_sources",
+    "effective_brands",
+]
+
+log = logging.getLogger(__name__)
+
+Part = Literal["brand", "alert", "sources"]
+SOURCE_ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceConfig)
+_FOLLOW_ERRORS = (sqlite3.Error, ValidationError, QuerySyntaxError, ValueError, KeyError, TypeError)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One saved version of one part of one brand."""
+
+    seq: int
+    brand: str
+    part: str
+    body: dict[str, Any]
+    author: str
+    at: datetime
+
+
+class BrandSettingsStore:
+    """The `brand_versions` table in `<data_dir>/web.db`."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._db() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS brand_versions (seq INTEGER PRIMARY KEY, brand TEXT NOT NULL,"
+                " part TEXT NOT NULL, body TEXT NOT NULL, author TEXT NOT NULL, at REAL NOT NULL)"
+            )
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Change]:
+        db = self._db()
+        try:
+            rows = db.execute(f"SELECT seq, brand, part, body, author, at FROM brand_versions {sql}", params)
+            return [
+                Change(seq, brand, part, json.loads(body), author, datetime.fromtimestamp(at, UTC))
+                for seq, brand, part, body, author, at in rows.fetchall()
+            ]
+        finally:
+            db.close()
+
+    def save(self, brand: str, part: Part, body: dict[str, Any], author: str) -> Change:
+        now = time.time()
+        text = json.dumps(body, ensure_ascii=False, sort_keys=True)
+        db = self._db()
+        try:
+            with db:
+                cursor = db.execute(
+                    "INSERT INTO brand_versions (brand, part, body, author, at) VALUES (?, ?, ?, ?, ?)",
+                    (brand, part, text, author, now),
+                )
+                seq = int(cursor.lastrowid or 0)
+        finally:
+            db.close()
+        return Change(seq, brand, part, json.loads(text), author, datetime.fromtimestamp(now, UTC))
+
+    def history(self, brand: str) -> list[Change]:
+        """Newest first."""
+        return [c for c in self._rows("ORDER BY seq DESC") if c.brand.casefold() == brand.casefold()]
+
+    def latest(self, brand: str, part: Part) -> dict[str, Any] | None:
+        found = next((c for c in self.history(brand) if c.part == part), None)
+        return None if found is None else found.body
+
+    def added_brands(self) -> list[dict[str, Any]]:
+        """Brands added in the web app, oldest first."""
+        return [c.body for c in self._rows("WHERE part = 'brand' ORDER BY seq")]
+
+    def latest_seq(self) -> int:
+        db = self._db()
+        try:
+            row = db.execute("SELECT coalesce(max(seq), 0) FROM brand_versions").fetchone()
+        finally:
+            db.close()
+        return int(row[0])
+
+
+def apply_sources(configured: Sequence[Any], change: dict[str, Any] | None) -> list[Any]:
+    """watch.yaml's sections plus the added ones, less the switched-off names."""
+    if not change:
+        return list(configured)
+    added = [SOURCE_ADAPTER.validate_python(raw) for raw in change.get("added", [])]
+    disabled = set(change.get("disabled", []))
+    return [s for s in [*configured, *added] if s.name not in disabled]
+
+
+def effective_brands(configured: Sequence[BrandConfig], path: Path) -> list[BrandConfig]:
+    """watch.yaml's brands and the web app's, each with its newest queries, rule and sources."""
+    from listener.watch_versions import WatchTermStore
+
+    if not path.exists():
+        return list(configured)
+    settings = BrandSettingsStore(path)
+    terms = WatchTermStore(path)
+    known = {b.name.casefold() for b in configured}
+    brands = list(configured)
+    for body in settings.added_brands():
+        if body["name"].casefold() not in known:
+            known.add(body["name"].casefold())
+            brands.append(BrandConfig.model_validate(body))
+    out: list[BrandConfig] = []
+    for brand in brands:
+        update: dict[str, Any] = {"queries": terms.effective(brand.name, list(brand.queries))}
+        rule = settings.latest(brand.name, "alert")
+        if rule is not None:
+            update["alert"] = AlertRule.model_validate(rule)
+        update["sources"] = apply_sources(brand.sources, settings.latest(brand.name, "sources"))
+        # model_validate, not model_copy: saved queries are checked like watch.yaml's.
+        out.append(BrandConfig.model_validate({**_fields(brand), **update}))
+    return out
+
+
+def _fields(brand: BrandConfig) -> dict[str, Any]:
+    """A brand's fields as objects (not dumped), so secrets stay `SecretStr` through re-validation."""
+    return {name: getattr(brand, name) for name in BrandConfig.model_fields}
+
+
+@dataclass
+class BrandsWatcher:
+    """Says when the effective brands changed, at most every `check_every_s` seconds."""
+
+    configured: Sequence[BrandConfig]
+    path: Path
+    check_every_s: float = 5.0
+    _seen: tuple[int, int] = field(default=(-1, -1), init=False)
+    _next: float = field(default=0.0, init=False)
+
+    def version(self) -> tuple[int, int]:
+        from listener.watch_versions import WatchTermStore
+
+        if not self.path.exists():
+            return (0, 0)
+        return (WatchTermStore(self.path).latest_seq(), BrandSettingsStore(self.path).latest_seq())
+
+    def changed(self) -> list[BrandConfig] | None:
+        """The new effective brands, or None when nothing changed (or they cannot be read)."""
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self.check_every_s
+        try:
+            seen = self.version()
+            if seen == self._seen:
+                return None
+            brands = effective_brands(self.configured, self.path)
+        except _FOLLOW_ERRORS as exc:
+            log.warning("keeping the current brand settings; the saved ones cannot be used: %s", exc)
+            return None
+        self._seen = seen
+        return brands
+
+
+class LiveDetectStage(DetectStage):
+    """`DetectStage` that follows alert rules and brands saved in the web app, without a restart.
+
+    A changed rule rebuilds the brand's detector over its persisted state, so
+    the next windows are judged by the new rule. Counts are kept per bucket, so
+    a new bucket length restarts the brand's counts (an open spike carries
+    over, to resolve or go on under the new rule).
+    """
+
+    def __init__(
+        self,
+        brands: Sequence[BrandConfig],
+        path: Path,
+        state_path: str | Path,
+        *,
+        check_every_s: float = 5.0,
+        clock: Callable[[], datetime] | None = None,
+        settings: DetectorSettings | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+        super().__init__(
+            rules={b.name: b.alert for b in brands},
+            channels={b.name: b.slack_channel for b in brands},
+            state_path=state_path,
+            settings=settings,
+            **extra,
+        )
+        self.watcher = BrandsWatcher(brands, path, check_every_s)
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        self.follow()
+        return super().handle(records)
+
+    def follow(self) -> None:
+        brands = self.watcher.changed()
+        for brand in brands or ():
+            key = brand.name.casefold()
+            self.channels[key] = brand.slack_channel
+            old = self.rules.get(key)
+            if old is not None and old[1] == brand.alert:
+                continue
+            self.rules[key] = (brand.name, brand.alert)
+            self._detectors.pop(key, None)
+            if old is not None and old[1].bucket != brand.alert.bucket:
+                self._restart_counts(brand.name)
+            log.info("detect: %s now alerts by %s", brand.name, "a new rule" if old else "its first rule")
+
+    def _restart_counts(self, brand: str) -> None:
+        with self.store.transaction():
+            kept = self.store.load(brand).open_spike
+            self.store.save(brand, BrandState(open_spike=kept))
+            self.store.forget_seen_before(brand, 2**62)
