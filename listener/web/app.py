@@ -15,9 +15,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from listener.brand_settings import effective_brands
 from listener.config import Config
 from listener.watch_versions import WatchTermStore
-from listener.web import dashboard, feedback, incidents, search, silences, sources, watchterms
+from listener.web import brands, dashboard, feedback, incidents, search, silences, sources, watchterms
 from listener.web.accounts import AccountError, AccountStore, User
 from listener.web.feedback import MentionFeedback
 from listener.web.render import page
@@ -48,7 +49,8 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
     web_db = config.data_dir / "web.db"
     app.state.config = config
     app.state.store = store
-    app.state.brand_names = [b.name for b in config.brands]
+    # Brands added in the web app are appended when they are saved (see listener.web.brands).
+    app.state.brand_names = [b.name for b in effective_brands(config.brands, web_db)]
     app.state.accounts = accounts or AccountStore(web_db)
     app.state.login_throttle = LoginThrottle()
     app.state.watch_terms = WatchTermStore(web_db)
@@ -56,7 +58,7 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
     app.middleware("http")(auth_middleware)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     app.state.incidents = incidents.IncidentDesk(config.data_dir / "incidents.db")
-    for module in (search, dashboard, watchterms, feedback, incidents, sources, silences):
+    for module in (search, dashboard, watchterms, brands, feedback, incidents, sources, silences):
         app.include_router(module.router)
     _session_routes(app)
     return app

@@ -14,16 +14,17 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
+from listener.config import BrandConfig
 from listener.errors import QuerySyntaxError
 from listener.query.parser import parse, parse_watch_query
-from listener.watch_versions import WatchTermStore
 from listener.web.accounts import User
+from listener.web.brands import brand_configs, edit_context, find_brand
 from listener.web.render import page
 from listener.web.search import hit_json
 from listener.web.security import Csrf, EditorUser, Reader, current_user
 from pipelines.store import MentionStore, SearchRequest, SearchResult
 
-__all__ = ["Problem", "router", "validate"]
+__all__ = ["Problem", "edit_response", "list_rows", "router", "validate"]
 
 MAX_QUERIES = 200
 router = APIRouter()
@@ -75,11 +76,8 @@ def preview(store: MentionStore, queries: list[str], days: int = 7, limit: int =
 
 
 def _brand(request: Request, brand: str) -> tuple[str, list[str]]:
-    for cfg in request.app.state.config.brands:
-        if cfg.name.casefold() == brand.casefold():
-            terms: WatchTermStore = request.app.state.watch_terms
-            return cfg.name, terms.effective(cfg.name, list(cfg.queries))
-    raise HTTPException(404, "no such brand")
+    cfg = find_brand(request, brand)
+    return cfg.name, list(cfg.queries)
 
 
 def _may_edit(user: User, brand: str) -> None:
@@ -143,28 +141,38 @@ def api_preview(request: Request, _user: Reader, brand: str, q: str, days: int =
     return {"total": result.total, "days": days, "hits": [hit_json(h) for h in result.hits]}
 
 
+def list_rows(request: Request) -> list[dict[str, Any]]:
+    rows = []
+    for cfg in brand_configs(request):
+        history = request.app.state.watch_terms.history(cfg.name)
+        last = history[0] if history else None
+        rows.append({"brand": cfg.name, "queries": list(cfg.queries), "last": last})
+    return rows
+
+
 @router.get("/watch-terms", include_in_schema=False)
 def list_page(request: Request, _user: Reader) -> Any:
-    rows = []
-    for cfg in request.app.state.config.brands:
-        name, queries = _brand(request, cfg.name)
-        history = request.app.state.watch_terms.history(name)
-        rows.append({"brand": name, "queries": queries, "last": history[0] if history else None})
-    return page(request, "watch_terms.html", rows=rows)
+    return page(request, "watch_terms.html", rows=list_rows(request), field_errors={})
 
 
-def _edit(request: Request, name: str, text: str, **extra: Any) -> Any:
-    history = request.app.state.watch_terms.history(name)
+def edit_response(request: Request, cfg: BrandConfig, *, text: str | None = None, **extra: Any) -> Any:
+    """The brand page: queries (with `text` as typed), alert rule, sources and history."""
     user = current_user(request)
+    status = extra.pop("status_code", 200)
     return page(
         request,
         "watch_edit.html",
-        brand=name,
-        text=text,
-        history=history,
-        editable=user.may_edit_brand(name),
-        **extra,
+        status_code=status,
+        brand=cfg.name,
+        text="\n".join(cfg.queries) if text is None else text,
+        history=request.app.state.watch_terms.history(cfg.name),
+        editable=user.may_edit_brand(cfg.name),
+        **edit_context(request, cfg, **extra),
     )
+
+
+def _edit(request: Request, name: str, text: str, **extra: Any) -> Any:
+    return edit_response(request, find_brand(request, name), text=text, **extra)
 
 
 @router.get("/watch-terms/{brand}", include_in_schema=False)
