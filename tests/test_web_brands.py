@@ -191,6 +191,9 @@ def test_an_editor_switches_a_source_off_and_adds_a_feed_and_the_scheduler_follo
     assert rows["acme-news"]["enabled"] is False  # its box was left unticked
     assert rows["acme-blog"]["origin"] == "web" and rows["acme-blog"]["settings"]["poll_interval"] == 600.0
 
+    health = editor.get("/api/sources").json()["sources"]
+    assert sorted(row["source"] for row in health) == ["acme-blog", "globex-blog"]
+
     sync.check()
     assert sorted(scheduler.sources) == ["acme-blog", "globex-blog"]
     scheduler.close()
