@@ -117,6 +117,7 @@ class DetectStage:
                     alert.observed,
                     alert.expected,
                 )
+                self.store.log_alert(alert)
                 outputs.append(Output(topic=ALERTS_TOPIC, key=alert.brand, record=alert))
             self.store.save(detector.brand, detector.state)
             horizon = detector.prune_horizon()

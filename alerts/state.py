@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from listener.records import ScoredMention
+from listener.records import Alert, ScoredMention
 
-__all__ = ["BrandState", "DetectorStore", "OpenSpike"]
+__all__ = ["BrandState", "DetectorStore", "OpenSpike", "SpikeMark", "read_spikes"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS brand_state (
@@ -33,6 +33,17 @@ CREATE TABLE IF NOT EXISTS seen_mention (
     PRIMARY KEY (brand, mention_id)
 );
 CREATE INDEX IF NOT EXISTS seen_mention_bucket ON seen_mention (brand, bucket);
+CREATE TABLE IF NOT EXISTS spike_log (
+    alert_id TEXT PRIMARY KEY,
+    brand TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    started REAL NOT NULL,
+    fired_at REAL NOT NULL,
+    ended REAL,
+    peak INTEGER NOT NULL,
+    expected REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spike_log_brand ON spike_log (brand, started);
 """
 
 
@@ -158,9 +169,72 @@ class DetectorStore:
             (brand, state.to_json()),
         )
 
+    def log_alert(self, alert: Alert) -> None:
+        """Every spike the detector fired, kept beyond the baseline (silenced ones and those
+        without an incident too), so dashboards can mark them; in the batch's transaction."""
+        if alert.status == "firing":
+            self._db.execute(
+                "INSERT OR IGNORE INTO spike_log (alert_id, brand, rule, started, fired_at, peak, expected)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    alert.id,
+                    alert.brand.casefold(),
+                    alert.rule,
+                    alert.window_start.timestamp(),
+                    alert.created.timestamp(),
+                    alert.observed,
+                    alert.expected,
+                ),
+            )
+        elif alert.status == "update":
+            self._db.execute(
+                "UPDATE spike_log SET peak = max(peak, ?) WHERE alert_id = ?", (alert.observed, alert.id)
+            )
+        else:
+            self._db.execute(
+                "UPDATE spike_log SET ended = ? WHERE alert_id = ?", (alert.window_end.timestamp(), alert.id)
+            )
+
     def forget_seen_before(self, brand: str, bucket: int) -> None:
         """Ids older than the baseline can no longer change anything that is kept."""
         self._db.execute("DELETE FROM seen_mention WHERE brand = ? AND bucket < ?", (brand, bucket))
 
     def close(self) -> None:
         self._db.close()
+
+
+@dataclass(frozen=True)
+class SpikeMark:
+    """A spike as a chart shows it: from its first window's start to its resolution (None: open)."""
+
+    alert_id: str
+    rule: str
+    started: float
+    ended: float | None
+    peak: int
+    expected: float
+
+
+def read_spikes(path: str | Path, brand: str, since: float, until: float) -> list[SpikeMark]:
+    """Spikes of `brand` overlapping [since, until), oldest first; none when there is no state yet.
+
+    Opened read-only, so a reader (the web app) never creates or locks the detector's file.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute(
+            "SELECT alert_id, rule, started, ended, peak, expected FROM spike_log WHERE brand = ?"
+            " AND started < ? AND (ended IS NULL OR ended >= ?) ORDER BY started",
+            (brand.casefold(), until, since),
+        ).fetchall()
+    except sqlite3.OperationalError:  # a detector file from before the spike log
+        return []
+    finally:
+        db.close()
+    return [
+        SpikeMark(a, r, float(s), None if e is None else float(e), int(p), float(x))
+        for a, r, s, e, p, x in rows
+    ]

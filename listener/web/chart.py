@@ -7,13 +7,14 @@ seen; every bar has a `<title>` with its exact counts for hover.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
 from pipelines.store import Bucket
 
-__all__ = ["COLOURS", "stacked_bars"]
+__all__ = ["COLOURS", "Span", "stacked_bars"]
 
 COLOURS = {"negative": "#c62828", "neutral": "#9e9e9e", "positive": "#2e7d32", "unscored": "#cfd8dc"}
 _ORDER = ("negative", "neutral", "positive", "unscored")
@@ -62,14 +63,47 @@ def _marks(marks: list[tuple[datetime, str]], first: datetime, span: float, plot
     return out
 
 
+@dataclass(frozen=True)
+class Span:
+    """A stretch of time to shade behind the bars (a spike): `end` None means still open."""
+
+    start: datetime
+    end: datetime | None
+    label: str
+
+
+def _spans(spans: list[Span], first: datetime, span: float, plot_w: float) -> list[str]:
+    """A spike as a red band behind the bars with a solid strip along the top, its details on hover.
+
+    Drawn first, so the bars stay readable over it; a spike that began before
+    the window starts at the left edge, an open one runs to the right edge.
+    """
+    out: list[str] = []
+    for item in spans:
+        left = max(0.0, (item.start - first).total_seconds() / span)
+        right = 1.0 if item.end is None else min(1.0, (item.end - first).total_seconds() / span)
+        if right <= 0 or left >= 1:
+            continue
+        x, w = LEFT + left * plot_w, max(3.0, (right - left) * plot_w)
+        out.append(
+            f'<g class="spike"><title>{escape(item.label)}</title>'
+            f'<rect class="band" x="{x:.1f}" y="{TOP}" width="{w:.1f}" height="{HEIGHT - BOTTOM - TOP}"/>'
+            f'<rect class="strip" x="{x:.1f}" y="{TOP}" width="{w:.1f}" height="5"/>'
+            f'<text x="{x + 3:.1f}" y="{TOP + 16}" class="spike-label">spike</text></g>'
+        )
+    return out
+
+
 def stacked_bars(
     buckets: list[Bucket],
     start: datetime,
     end: datetime,
     seconds: int,
     marks: list[tuple[datetime, str]] | None = None,
+    spans: list[Span] | None = None,
 ) -> Markup:
-    """The chart for [start, end) in buckets of `seconds`, incidents flagged; all text in it is escaped."""
+    """The chart for [start, end) in buckets of `seconds`, spikes shaded, incidents flagged;
+    all text in it is escaped."""
     filled = _fill(buckets, start, end, seconds)
     highest = max([sum(b.counts.values()) for b in filled] + [1])
     top = 4 * _nice_max(-(-highest // 4))  # four gridlines on whole numbers
@@ -84,6 +118,8 @@ def stacked_bars(
         y = TOP + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{value}</text>')
+    if filled:
+        parts += _spans(spans or [], filled[0].start, len(filled) * seconds, plot_w)
     every = max(1, len(filled) // 6)
     for index, bucket in enumerate(filled):
         x = LEFT + index * bar_w

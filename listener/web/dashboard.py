@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from alerts.evidence import mention_terms, top_counts
+from alerts.state import SpikeMark, read_spikes
 from listener.query.tokens import tokenize
-from listener.web.chart import COLOURS, stacked_bars
+from listener.web.chart import COLOURS, Span, stacked_bars
 from listener.web.render import page
 from listener.web.security import Reader
 from pipelines.store import Bucket, MentionStore, SearchRequest
@@ -82,6 +83,29 @@ def _top_terms(store: MentionStore, request: SearchRequest, brand: str) -> list[
     return list(top_counts(counts, 10))
 
 
+def spikes(request: Request, s: Summary) -> list[SpikeMark]:
+    """The detector's spikes in the window, whether or not an incident was opened for them."""
+    path = request.app.state.config.data_dir / "detector.db"
+    return read_spikes(path, s.brand, s.start.timestamp(), s.end.timestamp())
+
+
+def spike_spans(request: Request, s: Summary) -> list[Span]:
+    out = []
+    for spike in spikes(request, s):
+        state = "open" if spike.ended is None else "resolved"
+        label = (
+            f"spike ({state}, {spike.rule}) from {_utc(spike.started):%m-%d %H:%M} UTC: "
+            f"up to {spike.peak} negative against {spike.expected:.1f} expected"
+        )
+        end = None if spike.ended is None else _utc(spike.ended)
+        out.append(Span(_utc(spike.started), end, label))
+    return out
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
 def _brand(request: Request, brand: str | None) -> str:
     names: list[str] = request.app.state.brand_names
     if brand is None:
@@ -109,6 +133,17 @@ def api_dashboard(request: Request, _user: Reader, brand: str, window: str = "24
         "negative_share": round(s.negative_share, 4),
         "buckets": [{"start": b.start.isoformat(), "counts": b.counts} for b in s.buckets],
         "top": {k: [{"value": v, "count": n} for v, n in rows] for k, rows in s.top.items()},
+        "spikes": [
+            {
+                "alert_id": m.alert_id,
+                "rule": m.rule,
+                "start": _utc(m.started).isoformat(),
+                "end": None if m.ended is None else _utc(m.ended).isoformat(),
+                "peak": m.peak,
+                "expected": m.expected,
+            }
+            for m in spikes(request, s)
+        ],
     }
 
 
@@ -124,7 +159,7 @@ def dashboard_page(request: Request, _user: Reader, brand: str | None = None, wi
         for i in request.app.state.incidents.find(None, limit=200)
         if i.brand.casefold() == name.casefold()
     ]
-    chart = stacked_bars(s.buckets, s.start, s.end, s.bucket_seconds, marks)
+    chart = stacked_bars(s.buckets, s.start, s.end, s.bucket_seconds, marks, spike_spans(request, s))
     return page(
         request,
         "dashboard.html",
