@@ -54,6 +54,7 @@ __all__ = ["ElasticsearchStore", "index_template"]
 
 log = logging.getLogger(__name__)
 _RETRYABLE = {429, 502, 503, 504}
+_TOP_FIELDS = ("source", "site", "author")
 
 
 def index_template(prefix: str) -> dict[str, Any]:
@@ -344,6 +345,29 @@ class ElasticsearchStore:
         counts = dict.fromkeys(LABELS, 0)
         counts.update({b["key"]: int(b["doc_count"]) for b in result["aggregations"]["s"]["buckets"]})
         return counts
+
+    def top_values(self, request: SearchRequest, field: str, limit: int = 10) -> list[tuple[str, int]]:
+        """The `limit` most frequent non-empty values of `field` (source, site or author) among the
+        matching mentions: a terms aggregation on the keyword field, which holds the same normal
+        form as the embedded store's columns, ties broken by value as there."""
+        if field not in _TOP_FIELDS:
+            raise ValueError(f"field must be one of {', '.join(_TOP_FIELDS)}, not {field!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, not {limit!r}")
+        # One more than asked for, since the empty value (no author, no site) is counted too.
+        terms = {
+            "field": field,
+            "size": limit + 1,
+            "shard_size": max(100, 10 * limit),
+            "order": [{"_count": "desc"}, {"_key": "asc"}],
+        }
+        result = self._search(query=self._query(request), size=0, aggs={"top": {"terms": terms}})
+        rows = [
+            (str(b["key"]), int(b["doc_count"]))
+            for b in result.get("aggregations", {}).get("top", {}).get("buckets", [])
+            if b["key"] != ""
+        ]
+        return rows[:limit]
 
     def scan(self, batch: int = 500) -> Iterator[list[ScoredMention]]:
         """Every stored mention, in batches by id, for `listener reindex`.

@@ -400,6 +400,40 @@ class StoreContract:
         got = counts(SearchRequest(query=Term("acme"), brand="acme"))
         assert (got["negative"], got["positive"], got["neutral"]) == (2, 1, 0)
 
+    # --- top values (the dashboard's "who is talking") ----------------------------------------
+
+    def test_top_sources_sites_and_authors_follow_the_query_and_filters(self, store: MentionStore) -> None:
+        from pipelines.store_top import top_values
+
+        self.stored(
+            store,
+            make_mention("acme a", source="acme-news", site="news.example.com", author="Dana"),
+            make_mention("acme b", source="acme-news", site="news.example.com", author="@dana"),
+            make_mention("acme c", source="acme-news", site="blog.example.org", author="lee"),
+            make_mention("acme d", source="Forum", site="forum.example.net", author="kim"),
+            make_mention("acme e", source="forum", site="forum.example.net"),  # no author
+            make_mention("acme f", source="forum", site="blog.example.org", author="lee", brand="globex"),
+            make_mention(
+                "acme g",
+                source="zeta",
+                site="zeta.example.com",
+                author="ray",
+                published=T0 - timedelta(days=9),
+            ),
+            make_mention("other", source="other", site="other.example.com", author="ola"),
+        )
+        request = SearchRequest(query=Term("acme"), brand="acme", since=T0 - timedelta(days=1), limit=0)
+        # Values in the matcher's normal form (case, @handles), most frequent first, ties by value.
+        assert top_values(store, request, "source") == [("acme-news", 3), ("forum", 2)]
+        assert top_values(store, request, "site") == [
+            ("forum.example.net", 2),
+            ("news.example.com", 2),
+            ("blog.example.org", 1),
+        ]
+        assert top_values(store, request, "author") == [("dana", 2), ("kim", 1), ("lee", 1)]  # no empty row
+        assert top_values(store, request, "author", 1) == [("dana", 2)]
+        assert top_values(store, SearchRequest(query=Term("nothing"), limit=0), "site") == []
+
     # --- retention ----------------------------------------------------------------------------
 
     def test_retention_deletes_only_what_was_published_before_the_cutoff(self, store: MentionStore) -> None:

@@ -16,8 +16,7 @@ from listener.web.chart import COLOURS, Span, stacked_bars
 from listener.web.render import page
 from listener.web.security import Reader
 from pipelines.store import Bucket, MentionStore, SearchRequest
-from pipelines.store_aggregates import top_values
-from pipelines.store_sqlite import EmbeddedStore
+from pipelines.store_top import top_values
 
 __all__ = ["WINDOWS", "Summary", "router", "summarise"]
 
@@ -61,9 +60,9 @@ def summarise(store: MentionStore, brand: str, window: str, now: datetime | None
     end = now or datetime.now(UTC)
     start = end - timedelta(seconds=length)
     request = SearchRequest(brand=brand, since=start, until=end, limit=0)
-    top: dict[str, list[tuple[str, int]]] = {}
-    if isinstance(store, EmbeddedStore):  # the Elasticsearch store has no top-values query yet
-        top = {f: top_values(store, request, f, 10) for f in ("source", "site", "author")}
+    top: dict[str, list[tuple[str, int]]] = {
+        f: top_values(store, request, f, 10) for f in ("source", "site", "author")
+    }
     top["term"] = _top_terms(store, request, brand)
     buckets = store.histogram(request, bucket)
     counts = dict.fromkeys(("negative", "neutral", "positive", "unscored"), 0)
