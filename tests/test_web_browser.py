@@ -1,4 +1,5 @@
-"""End to end in a real headless browser: log in, search, dashboard, fix a watch query, ack an incident.
+"""End to end in a real headless browser: log in, search, dashboard, fix a watch query, tune the alert
+rule, ack an incident.
 
 Debian's `chromium` driven by Playwright, against the app served by uvicorn on
 loopback over a real store. A screenshot of each page goes to
@@ -136,6 +137,17 @@ def test_an_analyst_and_a_responder_work_through_the_app(world: WebWorld, browse
         page.click("button[value=save]")
         expect(page.locator(".ok")).to_contain_text("Saved")
         expect(page.locator(".history li").first).to_contain_text("by ana")
+
+        page.fill("form.rule input[name=min_count]", "0")  # the alert rule, on the same page
+        page.click("form.rule button[type=submit]")
+        expect(page.locator("#err-min_count")).to_contain_text("greater than or equal to 1")
+        expect(page.locator("form.rule input[name=min_count]")).to_have_attribute("aria-invalid", "true")
+        page.fill("form.rule input[name=min_count]", "12")
+        page.click("form.rule button[type=submit]")
+        expect(page.locator(".ok")).to_contain_text("Alert rule saved")
+        expect(page.locator("form.rule input[name=min_count]")).to_have_value("12")
+        expect(page.locator(".history li").first).to_contain_text("min_count: 5 → 12")
+        page.screenshot(path=str(SHOTS / "brand-settings.png"), full_page=True)
 
         page.goto(f"{web.url}/incidents/{number}")
         page.click("button[value=ack]")
