@@ -39,6 +39,7 @@ from alerts.state import BrandState
 from listener.config import AlertRule, BrandConfig, SourceConfig
 from listener.errors import QuerySyntaxError
 from listener.records import Record
+from listener.textsafe import terminal_safe
 from pipelines.stage import Output
 
 __all__ = [
@@ -204,7 +205,10 @@ class BrandsWatcher:
                 return None
             brands = effective_brands(self.configured, self.path)
         except _FOLLOW_ERRORS as exc:
-            log.warning("keeping the current brand settings; the saved ones cannot be used: %s", exc)
+            log.warning(
+                "keeping the current brand settings; the saved ones cannot be used: %s",
+                terminal_safe(str(exc)),
+            )
             return None
         self._seen = seen
         return brands
@@ -255,7 +259,8 @@ class LiveDetectStage(DetectStage):
             self._detectors.pop(key, None)
             if old is not None and old[1].bucket != brand.alert.bucket:
                 self._restart_counts(brand.name)
-            log.info("detect: %s now alerts by %s", brand.name, "a new rule" if old else "its first rule")
+            what = "a new rule" if old else "its first rule"
+            log.info("detect: %s now alerts by %s", terminal_safe(brand.name), what)
 
     def _restart_counts(self, brand: str) -> None:
         with self.store.transaction():

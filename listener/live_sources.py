@@ -20,6 +20,7 @@ from crawlers.state import FetchState
 from listener.brand_settings import BrandsWatcher
 from listener.config import BrandConfig, Limits
 from listener.errors import ListenerError
+from listener.textsafe import terminal_safe
 
 __all__ = ["SourceSync"]
 
@@ -57,12 +58,17 @@ class SourceSync:
                 if self.running.get(name) != section
             }
         except (ListenerError, ValueError) as exc:
-            log.warning("sources: keeping the running sources; the saved ones cannot be used: %s", exc)
+            log.warning(
+                "sources: keeping the running sources; the saved ones cannot be used: %s",
+                terminal_safe(str(exc)),
+            )
             return
         for name in [n for n in self.running if n not in wanted]:
             self.scheduler.set_source(name, None)
-            log.info("sources: %s switched off", name)
+            log.info("sources: %s switched off", terminal_safe(name))
         for name, source in built.items():
             self.scheduler.set_source(name, source)
-            log.info("sources: %s %s", name, "reconfigured" if name in self.running else "added")
+            log.info(
+                "sources: %s %s", terminal_safe(name), "reconfigured" if name in self.running else "added"
+            )
         self.running = wanted

@@ -264,3 +264,56 @@ def test_hostile_brand_and_source_names_are_escaped_everywhere(world: WebWorld) 
         html = editor.get(path).text
         assert "<img src=x" not in html, path
     assert "&lt;img src=x" in editor.get(url).text
+
+
+def test_watch_yaml_secrets_never_leave_the_server(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "brands": [
+                {
+                    "name": "Acme",
+                    "queries": ["acme"],
+                    "sources": [
+                        {
+                            "type": "reddit",
+                            "name": "r",
+                            "query": "acme",
+                            "client_id": "id",
+                            "client_secret": "hunter2",
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    store = EmbeddedStore(tmp_path / "data" / "store.db")
+    world = WebWorld(config, store, AccountStore(tmp_path / "data" / "web.db"))
+    editor = world.user("ed", "editor")
+    token = csrf_of(editor.get("/watch-terms/Acme").text)
+    # Switching the source off and on again re-saves nothing but its name.
+    assert (
+        editor.put(
+            "/api/brands/Acme/sources", json={"disabled": ["r"]}, headers={"X-CSRF-Token": token}
+        ).status_code
+        == 200
+    )
+    assert (
+        editor.put(
+            "/api/brands/Acme/sources", json={"disabled": []}, headers={"X-CSRF-Token": token}
+        ).status_code
+        == 200
+    )
+    for path in ("/api/brands/Acme", "/watch-terms/Acme", "/api/sources"):
+        assert "hunter2" not in editor.get(path).text, path
+    raw = (tmp_path / "data" / "web.db").read_bytes()
+    assert b"hunter2" not in raw
+    store.close()
+
+
+def test_a_source_name_cannot_carry_control_characters(world: WebWorld) -> None:
+    editor = world.user("ed", "editor")
+    token = csrf_of(editor.get("/watch-terms").text)
+    feed = {"type": "feed", "name": "news\x1b[2Jwiped", "url": "https://x.example/rss"}
+    put = editor.put("/api/brands/Acme/sources", json={"added": [feed]}, headers={"X-CSRF-Token": token})
+    assert put.status_code == 400 and put.json()["detail"][0]["field"] == "added[0].name"

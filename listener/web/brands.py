@@ -157,6 +157,9 @@ def check_sources(
                 )
             )
         sections.append(section)
+    for index, section in enumerate(sections):
+        if _BAD_NAME.search(section.name.replace("/", "")):
+            problems.append(FieldProblem(f"added[{index}].name", "no control characters in a source name"))
     names = [s.name for s in [*base, *sections]]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(FieldProblem("added", f"two sources are called {name!r}"))
