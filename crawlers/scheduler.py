@@ -101,7 +101,7 @@ class Scheduler:
         self.health = health if health is not None else HealthLog(state.path)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="listener-poll")
         self._in_flight: dict[str, Future[list[Document]]] = {}
-        self._pending: dict[str, Source | None] = {}  # changes waiting for a poll in flight
+        self._pending: dict[str, tuple[Source | None, bool]] = {}  # changes waiting for a poll in flight
         self._next_due = {name: self._first_due(src, wall_clock()) for name, src in self.sources.items()}
 
     def _first_due(self, source: Source, wall_now: float) -> float:
@@ -154,16 +154,19 @@ class Scheduler:
             else:
                 stop.wait(timeout)
 
-    def set_source(self, name: str, source: Source | None) -> None:
+    def set_source(self, name: str, source: Source | None, *, fresh: bool = False) -> None:
         """Add, replace (same name, new settings) or remove (`None`) one source while running.
 
         Call it from the scheduler's own thread (the `on_tick` hook). A source
         with a poll in flight is changed once that poll has been published, so
         what it fetched is neither lost nor committed under the new settings.
+        `fresh` forgets the name's validators and cursor first (its settings changed).
         """
         if name in self._in_flight:
-            self._pending[name] = source
+            self._pending[name] = (source, fresh)
             return
+        if fresh:
+            self.state.forget_position(name)
         old = self.sources.pop(name, None)
         self._next_due.pop(name, None)
         if old is not None and old is not source:
@@ -199,7 +202,8 @@ class Scheduler:
             return self._finish_poll(name)
         finally:
             if name in self._pending:
-                self.set_source(name, self._pending.pop(name))
+                source, fresh = self._pending.pop(name)
+                self.set_source(name, source, fresh=fresh)
 
     def _finish_poll(self, name: str) -> PollOutcome:
         future = self._in_flight.pop(name)

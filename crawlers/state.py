@@ -188,6 +188,17 @@ class FetchState:
                     "INSERT OR REPLACE INTO source_cursor VALUES (?, ?, ?)", (source, cursor, stamp)
                 )
 
+    def forget_position(self, source: str) -> None:
+        """Drop a source's validators, cursor, poll time and failure run, keeping its seen items.
+
+        For a source whose settings changed (another URL, another query): the old
+        feed's Last-Modified or an API cursor would make the new one skip items,
+        and the new settings deserve a poll now rather than after the old back-off.
+        """
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM source_state WHERE source = ?", (source,))
+            self._conn.execute("DELETE FROM source_cursor WHERE source = ?", (source,))
+
     def get_cursor(self, source: str) -> str | None:
         """Where an API source's last committed poll ended (its own format), if anywhere."""
         with self._lock:

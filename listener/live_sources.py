@@ -67,7 +67,8 @@ class SourceSync:
             self.scheduler.set_source(name, None)
             log.info("sources: %s switched off", terminal_safe(name))
         for name, source in built.items():
-            self.scheduler.set_source(name, source)
+            # A source whose settings changed starts afresh: another URL must not get the old validators.
+            self.scheduler.set_source(name, source, fresh=name in self.running)
             log.info(
                 "sources: %s %s", terminal_safe(name), "reconfigured" if name in self.running else "added"
             )

@@ -8,6 +8,7 @@ the running object change behaviour on its next batch or tick.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -173,6 +174,18 @@ def test_sources_switched_on_off_and_changed_in_the_web_app_reach_the_running_sc
         first = scheduler.sources["zf"]
         sync.check()
         assert scheduler.sources["zf"] is not first  # rebuilt with the new URL
+        # ...and polled at once, without the old feed's validators, though its hour is not up.
+        stop.clear()
+        deadline = time.monotonic() + 10
+        scheduler.run_forever(
+            stop,
+            tick=0.05,
+            on_tick=lambda: stop.set() if len(published.docs) > 1 or time.monotonic() > deadline else None,
+        )
+        assert [d.title for d in published.docs] == ["zephyro outage", "zephyro refund"]
+        assert server.log[-1].path == "/b.xml" and "if-modified-since" not in {
+            k.lower() for k in server.log[-1].headers
+        }
         settings.save("Acme", "sources", {"disabled": ["zf"], "added": [feed]}, "ed")
         sync.check()
         assert "zf" not in scheduler.sources
