@@ -10,7 +10,7 @@ from typing import Literal
 
 from pipelines.fts import compile_query
 from pipelines.store import SearchRequest
-from pipelines.store_sqlite import EmbeddedStore, _Plan, _validate
+from pipelines.store_sqlite import EmbeddedStore, _validate
 
 __all__ = ["TopField", "top_values"]
 
@@ -25,12 +25,13 @@ def top_values(
     if field not in _COLUMNS:
         raise ValueError(f"field must be one of {', '.join(_COLUMNS)}, not {field!r}")
     _validate(request)
-    plan = _Plan(compile_query(request.query), request)
+    compiled = compile_query(request.query)
     column = _COLUMNS[field]
-    sql = (
-        f"SELECT {column} AS v, count(*) AS n {plan.source} WHERE {plan.where} AND {column} != ''"
-        " GROUP BY v ORDER BY n DESC, v LIMIT ?"
-    )
     with store._transaction(False, f"top {field}s") as conn:
+        plan = store.plan(conn, compiled, request)
+        sql = (
+            f"SELECT {column} AS v, count(*) AS n {plan.source} WHERE {plan.where} AND {column} != ''"
+            " GROUP BY v ORDER BY n DESC, v LIMIT ?"
+        )
         rows = conn.execute(sql, (*plan.params, int(limit))).fetchall()
     return [(str(v), int(n)) for v, n in rows]

@@ -17,6 +17,7 @@ from store_contract import T0, StoreContract, make_mention
 
 from listener.errors import StoreError
 from listener.query.ast import And, Field, Near, Node, Not, Or, Phrase, Term
+from pipelines import store_plan
 from pipelines.fts import compile_query
 from pipelines.store import SearchRequest
 from pipelines.store_sqlite import EmbeddedStore
@@ -25,6 +26,16 @@ from pipelines.store_sqlite import EmbeddedStore
 class TestEmbeddedStoreContract(StoreContract):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> Callable[[], EmbeddedStore]:
+        return lambda: EmbeddedStore(tmp_path / "store.db")
+
+
+class TestEmbeddedStoreContractDrivenByIndexes(StoreContract):
+    """The contract again with every word search over the threshold, as at a million mentions:
+    pages are found through the mentions indexes and the MATCH only probed."""
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], EmbeddedStore]:
+        monkeypatch.setattr(store_plan, "FTS_FIRST_MAX", -1)
         return lambda: EmbeddedStore(tmp_path / "store.db")
 
 
@@ -236,10 +247,30 @@ def test_a_lone_not_is_compiled_as_a_predicate_not_a_match() -> None:
     assert compiled.where.startswith("NOT") and compiled.params == ('"b c" *',)
 
 
-def test_near_is_prefiltered_by_the_index_and_decided_exactly() -> None:
+def test_near_is_decided_by_the_index_where_the_operands_cannot_overlap() -> None:
     compiled = compile_query(Near(Term("a"), Phrase(("b", "c"), prefix=True), 2))
     assert "listener_near" in compiled.where
-    assert compiled.params[0] == '("a") AND ("b c" *)'
+    exact, across, _spec = compiled.params
+    assert exact == 'NEAR("a" "b c" *, 2)'
+    # Only one operand in the title and the other in the body is left to the exact check.
+    assert across == '({title} : "a" AND {body} : "b c" *) OR ({title} : "b c" * AND {body} : "a")'
+    assert len(compile_query(Near(Term("x"), Phrase(("y", "xy")), 1)).params) == 3
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        (Term("acme"), Term("acme")),
+        (Term("ac", prefix=True), Term("acme")),
+        (Phrase(("big", "acme")), Phrase(("acme", "x"))),
+        (Term("ac", prefix=True), Term("a", prefix=True)),
+        (Phrase(("y", "xy")), Term("x", prefix=True)),
+    ],
+)
+def test_near_operands_that_may_share_a_word_are_all_decided_exactly(left: Term, right: Node) -> None:
+    compiled = compile_query(Near(left, right, 3))  # type: ignore[arg-type]
+    check, _spec = compiled.params
+    assert check.startswith("(NEAR(") and "listener_near" in compiled.where
 
 
 def test_a_negative_near_distance_is_refused() -> None:
@@ -297,7 +328,11 @@ def _random_query(rng: random.Random, depth: int = 0) -> Node:
     return And(children) if roll < 0.85 else Or(children)
 
 
-def test_search_finds_exactly_what_the_stream_matcher_would_alert_on(store: EmbeddedStore) -> None:
+@pytest.mark.parametrize("fts_first_max", [store_plan.FTS_FIRST_MAX, -1], ids=["fts-first", "index-first"])
+def test_search_finds_exactly_what_the_stream_matcher_would_alert_on(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch, fts_first_max: int
+) -> None:
+    monkeypatch.setattr(store_plan, "FTS_FIRST_MAX", fts_first_max)
     matcher = pytest.importorskip("listener.query.matcher")
     rng = random.Random(20240501)
     words = ["a", "b", "c", "d", "ab", "abc"]
@@ -339,3 +374,90 @@ def test_analyst_queries_parse_and_run(store: EmbeddedStore) -> None:
     assert found(store, parse("acme* AND site:blog.test")) == ["Acmeville fair", "recall: acme again"]
     assert found(store, parse("(rockets OR disaster) AND NOT lang:fr")) == ["Acme recall is a disaster"]
     assert found(store, parse("author:jane")) == ["Acme recall is a disaster"]
+
+
+# --- how a search is driven ---------------------------------------------------------------------
+
+
+def _history(store: EmbeddedStore, count: int = 400) -> None:
+    """Mentions with common and rare words over many days and brands, ties in time included."""
+    rng = random.Random(7)
+    words = ["outage", "refund", "app", "slow", "great", "zebra"]
+    store.upsert(
+        [
+            make_mention(
+                " ".join(rng.choice(words) for _ in range(rng.randint(2, 9))),
+                title=rng.choice([None, "outage", "refund news"]),
+                brand=rng.choice(["Acme", "Globex"]),
+                label=rng.choice(["negative", "neutral", "positive"]),
+                source=rng.choice(["s1", "s2"]),
+                published=T0 + timedelta(hours=rng.randrange(0, 24 * 30, 3)),
+            )
+            for _ in range(count)
+        ]
+    )
+
+
+def _answer(store: EmbeddedStore, request: SearchRequest) -> tuple[object, ...]:
+    result = store.search(request)
+    hits = [(h.mention.id, round(h.score, 9), h.snippet, h.members) for h in result.hits]
+    histogram = [(b.start, b.counts) for b in store.histogram(request, 86400)]
+    return result.total, hits, histogram, store.counts(request)
+
+
+DRIVEN_REQUESTS = [
+    SearchRequest(query=Term("outage")),
+    SearchRequest(query=Or((Term("outage"), Term("refund"))), brand="Acme", since=T0 + timedelta(days=20)),
+    SearchRequest(query=And((Term("app"), Not(Term("slow")))), sentiment="negative", offset=20),
+    SearchRequest(query=Term("zeb", prefix=True), until=T0 + timedelta(days=10), limit=7, offset=3),
+    SearchRequest(query=And((Term("great"), Term("app"))), order="relevance"),
+    SearchRequest(query=Near(Term("outage"), Term("refund"), 2), brand="Globex"),
+    SearchRequest(query=Term("refund"), collapse_story=True),
+    SearchRequest(query=And((Term("outage"), Field("source", "s2")))),
+]
+
+
+@pytest.mark.parametrize("request_", DRIVEN_REQUESTS)
+def test_either_drive_finds_the_same_page_in_the_same_order_with_the_same_scores(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch, request_: SearchRequest
+) -> None:
+    _history(store)
+    fts_first = _answer(store, request_)
+    monkeypatch.setattr(store_plan, "FTS_FIRST_MAX", -1)
+    assert _answer(store, request_) == fts_first
+    assert fts_first[0] > 0
+
+
+def test_a_common_word_is_paged_from_the_indexes_and_a_rare_one_from_the_text_index(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _history(store)
+    monkeypatch.setattr(store_plan, "FTS_FIRST_MAX", 20)
+    conn = store._conn()
+    common, rare = compile_query(Term("outage")), compile_query(Phrase(("zebra", "zebra", "zebra")))
+
+    def drive(compiled: object, **fields: object) -> store_plan.Drive:
+        return store_plan.choose_drive(conn, compiled, SearchRequest(**fields), page=True)  # type: ignore[arg-type]
+
+    assert drive(common) is store_plan.Drive.INDEX
+    assert drive(common, order="relevance") is store_plan.Drive.FTS  # bm25 lives in the FTS scan
+    assert drive(rare) is store_plan.Drive.FTS
+    request = SearchRequest(query=Term("outage"), brand="Acme", since=T0 + timedelta(days=25))
+    plan = store_plan.Plan(common, request, store_plan.Drive.INDEX)
+    sql, params = plan.page_sql(request)
+    steps = " ".join(str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    # The brand/time index bounds the rows; the MATCH is run once, not once per row.
+    assert "mentions_brand_published" in steps and "LIST SUBQUERY" in steps
+
+
+def test_near_within_the_title_or_the_body_is_decided_by_the_index(store: EmbeddedStore) -> None:
+    store.upsert(
+        [
+            make_mention("nothing", title="Acme recall today"),
+            make_mention("acme x y recall", title="unrelated"),
+            make_mention("acme x y z recall"),
+            make_mention("recalled x acme"),
+        ]
+    )
+    assert found(store, Near(Term("acme"), Term("recall"), 2)) == ["acme x y recall", "nothing"]
+    assert found(store, Near(Term("recall", prefix=True), Term("acme"), 1)) == ["nothing", "recalled x acme"]
