@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -109,20 +110,24 @@ SHAPES: dict[str, Shape] = {
     "prefix + NOT": lambda w, b: {"q": f"{w[:3]}* NOT {b.lower()}"},
     "NEAR/5": lambda w, b: {"q": f"{b.lower()} NEAR/5 {w}"},
     "relevance, 30d": lambda w, b: {"q": f"{w} {b.lower()}", "days": 30, "order": "relevance"},
+    "word, page 10": lambda w, b: {"q": w, "page": 10},
+    "word AND site:": lambda w, b: {"q": f"{w} AND site:site{len(w)}.example.com"},
+    "word, negative, 30d": lambda w, b: {"q": w, "sentiment": "negative", "days": 30},
 }
 
 
 def request(params: dict[str, object]) -> SearchRequest:
     q = str(params.get("q", ""))
     days = params.get("days")
-    order = "relevance" if params.get("order") == "relevance" else "newest"
+    order: Literal["newest", "relevance"] = "relevance" if params.get("order") == "relevance" else "newest"
     return SearchRequest(
         query=parse(q) if q else None,
         brand=params.get("brand"),  # type: ignore[arg-type]
         sentiment=params.get("sentiment"),  # type: ignore[arg-type]
-        since=NOW - timedelta(days=float(days)) if isinstance(days, int) else None,  # type: ignore[arg-type]
+        since=NOW - timedelta(days=float(days)) if isinstance(days, int) else None,
         order=order,
         limit=20,
+        offset=20 * (int(params.get("page", 1)) - 1),  # type: ignore[call-overload]
     )
 
 
@@ -161,7 +166,7 @@ def api_runner(store: EmbeddedStore, tmp: Path) -> Callable[[dict[str, object]],
     )
 
     def run(params: dict[str, object]) -> object:
-        query = {k: str(v) for k, v in params.items() if k in ("q", "brand", "sentiment", "order")}
+        query = {k: str(v) for k, v in params.items() if k in ("q", "brand", "sentiment", "order", "page")}
         if "days" in params:
             query["since"] = (NOW - timedelta(days=float(params["days"]))).isoformat()  # type: ignore[arg-type]
         answer = client.get("/api/search", params=query)
