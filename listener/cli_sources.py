@@ -28,10 +28,14 @@ def sources() -> None:
 def source_health(
     config: Config, *, window: float = 86400.0, now: float | None = None
 ) -> list[dict[str, Any]]:
-    """One dict per configured source, in watch.yaml order (used by the CLI and any API)."""
+    """One dict per running source, in watch.yaml order, then those added in the web app
+    (used by the CLI, the API and Slack's source notices)."""
     from crawlers.factory import brands_by_source
     from crawlers.health import HealthLog
+    from listener.brand_settings import effective_brands
 
+    # The running sources: watch.yaml's with the web app's saved changes (switched off, added).
+    config = config.model_copy(update={"brands": effective_brands(config.brands, config.data_dir / "web.db")})
     path = Path(config.data_dir) / "fetch.db"
     sections = {s.name: s for brand in config.brands for s in brand.sources}
     brands = brands_by_source(config)

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from listener.cli_sources import source_health
-from listener.web.brands import brand_configs
 from listener.web.security import Reader
 
 __all__ = ["router"]
@@ -19,7 +18,5 @@ router = APIRouter()
 def api_sources(request: Request, _user: Reader, window: float = 86400.0) -> dict[str, Any]:
     """The same rows as `listener sources status --json`: last success and error, items per hour,
     error rate, publication-to-arrival lag, and flags (failing, silent, stale) where they apply."""
-    # The running sources: watch.yaml's with the web app's saved changes (switched off, added).
-    config = request.app.state.config.model_copy(update={"brands": brand_configs(request)})
-    rows = source_health(config, window=window)
+    rows = source_health(request.app.state.config, window=window)
     return {"sources": rows, "flagged": [row["source"] for row in rows if row["flags"]]}
