@@ -81,6 +81,7 @@ def test_an_editor_adds_a_brand_fixes_its_query_and_the_running_pipeline_picks_i
     )
     assert matched(match, "zephyro fiber is down") == []
 
+    analyst = world.user("ann", "viewer")  # another web process, started before the brand exists
     editor = world.user("ed", "editor")
     token = csrf_of(editor.get("/watch-terms").text)
     bad = editor.post(
@@ -103,6 +104,8 @@ def test_an_editor_adds_a_brand_fixes_its_query_and_the_running_pipeline_picks_i
     assert detect.detector("Zephyro") is not None
     assert editor.get("/api/dashboard/Zephyro").status_code == 200  # dashboards know it too
     assert "Zephyro" in editor.get("/dashboard").text
+    assert '<option value="Zephyro"' in analyst.get("/search").text
+    assert analyst.get("/api/dashboard/Zephyro").status_code == 200
 
 
 def test_a_brand_name_is_checked_like_watch_yaml(world: WebWorld) -> None:

@@ -15,7 +15,6 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from listener.brand_settings import effective_brands
 from listener.config import Config
 from listener.watch_versions import WatchTermStore
 from listener.web import brands, dashboard, feedback, incidents, search, silences, sources, watchterms
@@ -49,8 +48,6 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
     web_db = config.data_dir / "web.db"
     app.state.config = config
     app.state.store = store
-    # Brands added in the web app are appended when they are saved (see listener.web.brands).
-    app.state.brand_names = [b.name for b in effective_brands(config.brands, web_db)]
     app.state.accounts = accounts or AccountStore(web_db)
     app.state.login_throttle = LoginThrottle()
     app.state.watch_terms = WatchTermStore(web_db)

@@ -29,7 +29,7 @@ from listener.web.accounts import User
 from listener.web.render import page
 from listener.web.security import Csrf, EditorUser, Reader
 
-__all__ = ["FieldProblem", "brand_configs", "edit_context", "find_brand", "router"]
+__all__ = ["FieldProblem", "brand_configs", "brand_names", "edit_context", "find_brand", "router"]
 
 router = APIRouter()
 MAX_NAME = 80
@@ -58,6 +58,12 @@ def brand_configs(request: Request) -> list[BrandConfig]:
     """watch.yaml's brands and the web app's, with every saved version applied."""
     terms: WatchTermStore = request.app.state.watch_terms
     return effective_brands(request.app.state.config.brands, terms.path)
+
+
+def brand_names(request: Request) -> list[str]:
+    """Every brand's name for pickers and lookups, read per request so that a brand added
+    through any web process (or the API) is offered everywhere at once."""
+    return [b.name for b in brand_configs(request)]
 
 
 def find_brand(request: Request, brand: str) -> BrandConfig:
@@ -267,8 +273,6 @@ def api_add(request: Request, user: EditorUser, body: BrandIn) -> dict[str, Any]
 
 def add_brand(request: Request, user: User, name: str, queries: list[str]) -> dict[str, Any]:
     change = _settings(request).save(name, "brand", {"name": name, "queries": queries}, user.name)
-    names: list[str] = request.app.state.brand_names
-    names.append(name)  # dashboards and search offer it at once
     return {"brand": name, "queries": queries, "author": change.author, "at": change.at.isoformat()}
 
 

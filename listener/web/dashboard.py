@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from alerts.evidence import mention_terms, top_counts
 from alerts.state import SpikeMark, read_spikes
 from listener.query.tokens import tokenize
+from listener.web.brands import brand_names
 from listener.web.chart import COLOURS, Span, stacked_bars
 from listener.web.render import page
 from listener.web.security import Reader
@@ -106,7 +107,7 @@ def _utc(epoch: float) -> datetime:
 
 
 def _brand(request: Request, brand: str | None) -> str:
-    names: list[str] = request.app.state.brand_names
+    names: list[str] = brand_names(request)
     if brand is None:
         return names[0]
     for name in names:
@@ -165,6 +166,6 @@ def dashboard_page(request: Request, _user: Reader, brand: str | None = None, wi
         summary=s,
         chart=chart,
         windows=list(WINDOWS),
-        brands=request.app.state.brand_names,
+        brands=brand_names(request),
         colours=COLOURS,
     )

@@ -24,6 +24,7 @@ from listener.errors import QuerySyntaxError
 from listener.query.ast import And, Field, Node
 from listener.query.matcher import normalise_field
 from listener.query.parser import parse
+from listener.web.brands import brand_names
 from listener.web.render import clean_text, page
 from listener.web.security import Reader
 from pipelines.store import Hit, MentionStore, SearchRequest
@@ -205,7 +206,7 @@ def search_page(request: Request, _user: Reader, params: Params) -> Any:
         result=result,
         error=error,
         pages=pages,
-        brands=request.app.state.brand_names,
+        brands=brand_names(request),
         query_string=_query_string(params),
     )
 

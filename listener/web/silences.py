@@ -17,6 +17,7 @@ from alerts.silences import Silence, SilenceStore
 from listener.config import parse_duration
 from listener.errors import IncidentError
 from listener.web.accounts import User
+from listener.web.brands import brand_names
 from listener.web.security import Csrf, Reader, require
 
 __all__ = ["router"]
@@ -53,7 +54,7 @@ def api_list(request: Request, _user: Reader, include_expired: bool = False) -> 
     "/api/silences", tags=["silences"], summary="Mute a brand or rule for a while", dependencies=Csrf
 )
 def api_add(request: Request, user: Responder, body: SilenceIn) -> dict[str, Any]:
-    brand = next((b for b in request.app.state.brand_names if b.casefold() == body.brand.casefold()), None)
+    brand = next((b for b in brand_names(request) if b.casefold() == body.brand.casefold()), None)
     if brand is None:
         raise HTTPException(404, "no such brand")
     try:
