@@ -33,13 +33,23 @@ from listener.query.tokens import normalise
 from pipelines.fts import FTS_TABLE, Compiled, field_key
 from pipelines.store import SearchRequest
 
-__all__ = ["FTS_FIRST_MAX", "Drive", "Plan", "choose_drive", "epoch", "filters", "match_size", "page_scores"]
+__all__ = [
+    "FTS_FIRST_MAX",
+    "Drive",
+    "Plan",
+    "choose_drive",
+    "epoch",
+    "filters",
+    "match_size",
+    "page_scores",
+    "stories_page",
+]
 
 # Looking a matching rowid up in `mentions` costs about a microsecond; past a few
 # thousand matches, probing a rowid set from the mentions indexes is cheaper.
 FTS_FIRST_MAX = 5000
 _BM25 = f"bm25({FTS_TABLE}, 2.0, 1.0)"  # a match in the title counts double
-_STORY_KEY = "coalesce(json_extract(m.record, '$.data.story_id'), m.id)"
+_STORY_JOIN = " JOIN mention_stories AS st ON st.seq = m.seq"
 
 
 class Drive(Enum):
@@ -107,7 +117,7 @@ def choose_drive(
         matches = match_size(conn, compiled.match)
     if matches <= FTS_FIRST_MAX:
         return Drive.FTS
-    if page and not request.collapse_story:
+    if page:
         return Drive.INDEX
     clauses, params = filters(request)
     if not clauses:
@@ -142,9 +152,16 @@ class Plan:
         self.compiled = compiled
 
     def count_sql(self, request: SearchRequest | None = None) -> tuple[str, tuple[object, ...]]:
+        alone = self.params == (self.compiled.match,)
         if request is not None and request.collapse_story:
-            return f"SELECT count(DISTINCT {_STORY_KEY}) {self.source} WHERE {self.where}", self.params
-        if self.params == (self.compiled.match,):
+            if alone:
+                source = f"FROM {FTS_TABLE} CROSS JOIN mention_stories AS st ON st.seq = {FTS_TABLE}.rowid"
+                return f"SELECT count(DISTINCT st.story) {source} WHERE {FTS_TABLE} MATCH ?", self.params
+            return (
+                f"SELECT count(DISTINCT st.story) {self.source}{_STORY_JOIN} WHERE {self.where}",
+                self.params,
+            )
+        if alone:
             # Words alone: the index can count without visiting a single mention row.
             return f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", self.params
         return f"SELECT count(*) {self.source} WHERE {self.where}", self.params
@@ -168,30 +185,75 @@ class Plan:
         order = newest if score == "0.0" else f"score DESC, {newest}"
         page = (*params, request.limit, request.offset)
         if request.collapse_story:
-            return _collapsed(f"{source} WHERE {self.where}", score, order), page
-        inner = (
-            f"SELECT m.seq AS seq, {score} AS score, m.published AS published, m.id AS id"
-            f" {source} WHERE {self.where} ORDER BY {order} LIMIT ? OFFSET ?"
-        )
+            inner = _collapsed(f"{source}{_STORY_JOIN} WHERE {self.where}", score, order)
+        else:
+            inner = (
+                f"SELECT m.seq AS seq, {score} AS score, m.published AS published, m.id AS id, 1 AS members"
+                f" {source} WHERE {self.where} ORDER BY {order} LIMIT ? OFFSET ?"
+            )
         outer = order.replace("score", "p.score").replace("m.", "p.")
-        sql = f"SELECT p.seq, r.record, p.score, 1 FROM ({inner}) AS p JOIN mentions AS r ON r.seq = p.seq"
-        return f"{sql} ORDER BY {outer}", page
+        sql = f"SELECT p.seq, r.record, p.score, p.members FROM ({inner}) AS p"
+        return f"{sql} JOIN mentions AS r ON r.seq = p.seq ORDER BY {outer}", page
 
 
 def _collapsed(source_where: str, score: str, order: str) -> str:
     """The best-ranked member of each story, with the story's matching member count.
 
-    The story id lives in the stored record (the index stage sets it), so no
-    schema change is needed; a mention without one is its own story.
+    The index stage stamps each mention with its story id; `mention_stories`
+    keeps it (or the mention's own id) beside the row, so grouping reads no records.
     """
     order = order.replace("m.", "")
     return (
-        "SELECT seq, record, score, members FROM ("
-        " SELECT seq, record, score, published, id, count(*) OVER (PARTITION BY k) AS members,"
+        "SELECT seq, score, published, id, members FROM ("
+        " SELECT seq, score, published, id, count(*) OVER (PARTITION BY k) AS members,"
         f" row_number() OVER (PARTITION BY k ORDER BY {order}) AS rn FROM ("
-        f"  SELECT m.seq, m.record, {score} AS score, m.published, m.id, {_STORY_KEY} AS k {source_where}))"
+        f"  SELECT m.seq, {score} AS score, m.published, m.id, st.story AS k {source_where}))"
         f" WHERE rn = 1 ORDER BY {order} LIMIT ? OFFSET ?"
     )
+
+
+def stories_page(
+    conn: sqlite3.Connection, compiled: Compiled, request: SearchRequest, drive: Drive
+) -> list[tuple[int, str, float, int]]:
+    """One hit per story in newest order, read as a stream that stops after the page.
+
+    A story's hit is its newest matching member, so the stories appear in the
+    order of their first member in the newest-first stream of matches: no sort
+    of all matches and no window over them. Rows of (seq, record, score, members);
+    the score is filled in by `page_scores`.
+    """
+    plan = Plan(compiled, request, drive)
+    newest = "ORDER BY m.published DESC, m.id"
+    stream = conn.execute(
+        f"SELECT m.seq, st.story {plan.source}{_STORY_JOIN} WHERE {plan.where} {newest}", plan.params
+    )
+    firsts: dict[str, int] = {}
+    try:
+        for seq, story in stream:
+            if story not in firsts:
+                firsts[story] = seq
+                if len(firsts) == request.offset + request.limit:
+                    break
+    finally:
+        stream.close()
+    page = list(firsts.items())[request.offset :]
+    if not page:
+        return []
+    probe = Plan(compiled, request, Drive.INDEX)
+    members = dict(
+        conn.execute(
+            "SELECT st.story, count(*) FROM mention_stories AS st CROSS JOIN mentions AS m ON m.seq = st.seq"
+            f" WHERE st.story IN (SELECT value FROM json_each(?)) AND {probe.where} GROUP BY st.story",
+            (json.dumps([story for story, _ in page]), *probe.params),
+        )
+    )
+    records = dict(
+        conn.execute(
+            "SELECT seq, record FROM mentions WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps([seq for _, seq in page]),),
+        )
+    )
+    return [(seq, records[seq], 0.0, int(members[story])) for story, seq in page]
 
 
 def page_scores(conn: sqlite3.Connection, match: str, seqs: Sequence[int]) -> dict[int, float]:

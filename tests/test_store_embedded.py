@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -392,6 +393,7 @@ def _history(store: EmbeddedStore, count: int = 400) -> None:
                 label=rng.choice(["negative", "neutral", "positive"]),
                 source=rng.choice(["s1", "s2"]),
                 published=T0 + timedelta(hours=rng.randrange(0, 24 * 30, 3)),
+                story_id=rng.choice([None, None, "story-a", "story-b", "story-c"]),
             )
             for _ in range(count)
         ]
@@ -413,6 +415,9 @@ DRIVEN_REQUESTS = [
     SearchRequest(query=And((Term("great"), Term("app"))), order="relevance"),
     SearchRequest(query=Near(Term("outage"), Term("refund"), 2), brand="Globex"),
     SearchRequest(query=Term("refund"), collapse_story=True),
+    SearchRequest(query=Term("app"), brand="Globex", collapse_story=True, offset=5, limit=4),
+    SearchRequest(query=Term("slow"), collapse_story=True, order="relevance"),
+    SearchRequest(brand="Acme", collapse_story=True),
     SearchRequest(query=And((Term("outage"), Field("source", "s2")))),
 ]
 
@@ -461,3 +466,47 @@ def test_near_within_the_title_or_the_body_is_decided_by_the_index(store: Embedd
     )
     assert found(store, Near(Term("acme"), Term("recall"), 2)) == ["acme x y recall", "nothing"]
     assert found(store, Near(Term("recall", prefix=True), Term("acme"), 1)) == ["nothing", "recalled x acme"]
+
+
+@pytest.mark.parametrize("request_", [r for r in DRIVEN_REQUESTS if r.order == "newest"])
+def test_one_hit_per_story_read_as_a_stream_equals_the_grouping_over_all_matches(
+    store: EmbeddedStore, request_: SearchRequest
+) -> None:
+    _history(store)
+    request_ = replace(request_, collapse_story=True)
+    conn, compiled = store._conn(), compile_query(request_.query)
+    for drive in (store_plan.Drive.FTS, store_plan.Drive.INDEX):
+        grouped = conn.execute(*store_plan.Plan(compiled, request_, drive).page_sql(request_)).fetchall()
+        assert store_plan.stories_page(conn, compiled, request_, drive) == grouped
+
+
+def test_a_version_1_file_gains_its_stories_when_opened(path: Path) -> None:
+    with EmbeddedStore(path) as store:
+        store.upsert(
+            [
+                make_mention("acme outage", story_id="s1", published=T0),
+                make_mention("acme outage again", story_id="s1", published=T0 + timedelta(hours=1)),
+                make_mention("acme fine"),
+            ]
+        )
+    with sqlite3.connect(path) as conn:  # the file as version 1 wrote it
+        conn.execute("DROP TABLE mention_stories")
+        conn.execute("PRAGMA user_version = 1")
+    with EmbeddedStore(path) as store:
+        result = store.search(SearchRequest(query=Term("acme"), collapse_story=True))
+        assert result.total == 2
+        assert [(h.mention.text, h.members) for h in result.hits] == [
+            ("acme outage again", 2),
+            ("acme fine", 1),
+        ]
+    assert table_rows(path, "mention_stories") == 3
+
+
+def test_a_redelivered_mention_moves_to_its_new_story(store: EmbeddedStore) -> None:
+    first = make_mention("acme outage", key="k1", story_id="s1")
+    store.upsert([first, make_mention("acme outage too", story_id="s1")])
+    store.upsert([first.model_copy(update={"story_id": "s2"})])  # same text: the story follows all the same
+    result = store.search(SearchRequest(query=Term("acme"), collapse_story=True))
+    assert result.total == 2 and sorted(h.members for h in result.hits) == [1, 1]
+    store.delete_older_than(T0 + timedelta(days=1))
+    assert table_rows(store.path, "mention_stories") == 0
