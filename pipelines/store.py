@@ -29,6 +29,10 @@ class SearchRequest:
     # One hit per story (the best-ranked member, with the story's matching member count);
     # mentions without a story id are stories of their own. `total` then counts stories.
     collapse_story: bool = False
+    # Count no further than this (None: count every match). Past it, `total` is the limit and
+    # `total_at_least` is set, as search engines show "10,000+": counting the rest of a very
+    # common word is what a search would otherwise spend its time on.
+    count_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Hit:
 class SearchResult:
     total: int
     hits: list[Hit]
+    total_at_least: bool = False  # `total` is a lower bound: the request's count_limit was reached
 
 
 @dataclass(frozen=True, slots=True)

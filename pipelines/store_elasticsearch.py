@@ -301,7 +301,7 @@ class ElasticsearchStore:
             sort=sort,
             from_=request.offset,
             size=request.limit,
-            track_total_hits=True,
+            track_total_hits=True if request.count_limit is None else request.count_limit,
             track_scores=True,
             **collapse,
         )
@@ -313,9 +313,12 @@ class ElasticsearchStore:
             score = float(raw.get("_score") or 0.0)
             hits.append(Hit(mention, _snippet(mention, highlights), score, int(members.get("value", 1))))
         total = int(result["hits"]["total"]["value"])
+        at_least = result["hits"]["total"].get("relation") == "gte"
         if request.collapse_story:
-            total = int(result["aggregations"]["stories"]["value"])
-        return SearchResult(total=total, hits=hits)
+            total, at_least = int(result["aggregations"]["stories"]["value"]), False
+        if request.count_limit is not None and total > request.count_limit:
+            total, at_least = request.count_limit, True
+        return SearchResult(total=total, hits=hits, total_at_least=at_least)
 
     def histogram(self, request: SearchRequest, bucket_seconds: int) -> list[Bucket]:
         """Non-empty buckets aligned to the epoch, each counting every sentiment label."""

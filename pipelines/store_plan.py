@@ -90,8 +90,11 @@ def _capped(conn: sqlite3.Connection, source_where: str, params: Sequence[object
 
 
 def match_size(conn: sqlite3.Connection, match: str) -> int:
-    """How many rows the MATCH yields, counted no further than the choice of drive needs."""
-    return _capped(conn, f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (match,), 10 * FTS_FIRST_MAX)
+    """How many rows the MATCH yields: the index alone counts 200,000 in about 15 ms, and a
+    count capped lower would hide whether a filter selects fewer rows than the words do."""
+    return int(
+        conn.execute(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (match,)).fetchone()[0]
+    )
 
 
 def choose_drive(
@@ -152,19 +155,23 @@ class Plan:
         self.compiled = compiled
 
     def count_sql(self, request: SearchRequest | None = None) -> tuple[str, tuple[object, ...]]:
-        alone = self.params == (self.compiled.match,)
-        if request is not None and request.collapse_story:
-            if alone:
-                source = f"FROM {FTS_TABLE} CROSS JOIN mention_stories AS st ON st.seq = {FTS_TABLE}.rowid"
-                return f"SELECT count(DISTINCT st.story) {source} WHERE {FTS_TABLE} MATCH ?", self.params
-            return (
-                f"SELECT count(DISTINCT st.story) {self.source}{_STORY_JOIN} WHERE {self.where}",
-                self.params,
-            )
-        if alone:
-            # Words alone: the index can count without visiting a single mention row.
-            return f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", self.params
-        return f"SELECT count(*) {self.source} WHERE {self.where}", self.params
+        """The total (of stories, when collapsing); with a `count_limit`, counted no further
+        than one past it, so that "more than the limit" is known without counting the rest."""
+        stories = request is not None and request.collapse_story
+        if self.params == (self.compiled.match,):
+            # Words alone: the index counts without visiting a mention row (or visits only stories).
+            source = f"FROM {FTS_TABLE}"
+            if stories:
+                source += f" CROSS JOIN mention_stories AS st ON st.seq = {FTS_TABLE}.rowid"
+            source_where = f"{source} WHERE {FTS_TABLE} MATCH ?"
+        else:
+            source_where = f"{self.source}{_STORY_JOIN if stories else ''} WHERE {self.where}"
+        if request is None or request.count_limit is None:
+            what = "count(DISTINCT st.story)" if stories else "count(*)"
+            return f"SELECT {what} {source_where}", self.params
+        rows = "DISTINCT st.story" if stories else "1"
+        sql = f"SELECT count(*) FROM (SELECT {rows} {source_where} LIMIT ?)"
+        return sql, (*self.params, request.count_limit + 1)
 
     def page_sql(self, request: SearchRequest) -> tuple[str, tuple[object, ...]]:
         """Rows of (seq, record, score, members); in newest order with a MATCH the score is

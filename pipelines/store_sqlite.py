@@ -118,6 +118,9 @@ def _validate(request: SearchRequest) -> None:
         value = getattr(request, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+    cap = request.count_limit
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValueError(f"count_limit must be a positive integer or None, not {cap!r}")
     if request.sentiment is not None and request.sentiment not in LABELS:
         raise ValueError(f"sentiment must be one of {', '.join(LABELS)}, not {request.sentiment!r}")
     if (
@@ -285,7 +288,7 @@ class EmbeddedStore:
         with self._transaction(False, "search") as conn:
             matches = None if compiled.match is None else match_size(conn, compiled.match)
             drive = choose_drive(conn, compiled, request, page=False, matches=matches)
-            total = conn.execute(*Plan(compiled, request, drive).count_sql(request)).fetchone()[0]
+            total = int(conn.execute(*Plan(compiled, request, drive).count_sql(request)).fetchone()[0])
             rows: list[tuple[int, str, float, int]] = []
             if request.limit:
                 drive = choose_drive(conn, compiled, request, page=True, matches=matches)
@@ -301,6 +304,8 @@ class EmbeddedStore:
             mention = self._decode(record)
             score = scores.get(seq, score)
             hits.append(Hit(mention, _snippet(mention, compiled), float(score), int(members)))
+        if request.count_limit is not None and total > request.count_limit:
+            return SearchResult(total=request.count_limit, hits=hits, total_at_least=True)
         return SearchResult(total=total, hits=hits)
 
     @staticmethod

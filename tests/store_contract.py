@@ -308,6 +308,34 @@ class StoreContract:
         plain = store.search(SearchRequest(query=Term("acme")))
         assert plain.total == 7 and all(h.members == 1 for h in plain.hits)
 
+    def test_a_count_limit_caps_the_total_and_says_it_is_a_lower_bound(self, store: MentionStore) -> None:
+        self.stored(
+            store,
+            *[make_mention(f"acme outage {n}", published=T0 + timedelta(minutes=n)) for n in range(5)],
+            make_mention("acme outage story copy", story_id="s1"),
+            make_mention("acme outage story copy again", story_id="s1"),
+            make_mention("unrelated"),
+        )
+        capped = store.search(SearchRequest(query=Term("outage"), count_limit=3, limit=2))
+        assert (capped.total, capped.total_at_least) == (3, True)
+        assert texts(capped) == ["acme outage 4", "acme outage 3"]  # the page itself is whole
+        for limit in (7, 50):  # at or under the limit the total is exact
+            exact = store.search(SearchRequest(query=Term("outage"), count_limit=limit))
+            assert (exact.total, exact.total_at_least) == (7, False)
+        assert store.search(SearchRequest(query=Term("outage"))).total_at_least is False
+        filtered = store.search(
+            SearchRequest(query=Term("acme"), since=T0 + timedelta(minutes=1), count_limit=2)
+        )
+        assert (filtered.total, filtered.total_at_least) == (2, True)
+        stories = store.search(SearchRequest(query=Term("outage"), collapse_story=True, count_limit=6))
+        assert (stories.total, stories.total_at_least) == (6, False)
+        stories = store.search(SearchRequest(query=Term("outage"), collapse_story=True, count_limit=5))
+        assert stories.total == 5
+        everything = store.search(SearchRequest(count_limit=4, limit=0))
+        assert (everything.total, everything.total_at_least) == (4, True)
+        with pytest.raises(ValueError, match="count_limit"):
+            store.search(SearchRequest(count_limit=0))
+
     def test_a_zero_limit_still_counts(self, store: MentionStore) -> None:
         self.stored(store, make_mention("acme"), make_mention("acme too"))
         result = store.search(SearchRequest(query=Term("acme"), limit=0))
