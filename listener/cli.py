@@ -161,7 +161,7 @@ def search(
     """Search the mention history with the watch-term query language."""
     from listener.app import open_store
     from listener.query.parser import parse
-    from pipelines.store import SearchRequest
+    from pipelines.store import SHOWN_COUNT_LIMIT, SearchRequest
 
     cfg = load_or_exit(config_path)
     try:
@@ -181,6 +181,7 @@ def search(
         order="relevance" if order == "relevance" else "newest",
         limit=limit,
         collapse_story=collapse_stories,
+        count_limit=SHOWN_COUNT_LIMIT,
     )
     store = open_store(cfg)
     try:
@@ -199,7 +200,8 @@ def search(
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     unit = "story(ies)" if collapse_stories else "mention(s)"
-    click.echo(f"{result.total} {unit}; showing {len(result.hits)}")
+    more = "+" if result.total_at_least else ""  # a lower bound: counting stopped at the limit
+    click.echo(f"{result.total}{more} {unit}; showing {len(result.hits)}")
     for hit in result.hits:
         m = hit.mention
         when = m.published.strftime("%Y-%m-%d %H:%M")

@@ -10,7 +10,11 @@ from typing import Literal, Protocol
 from listener.query.ast import Node
 from listener.records import ScoredMention
 
-__all__ = ["Bucket", "Hit", "MentionStore", "SearchRequest", "SearchResult"]
+__all__ = ["SHOWN_COUNT_LIMIT", "Bucket", "Hit", "MentionStore", "SearchRequest", "SearchResult"]
+
+# How far the search page, the search API and `listener search` count before saying "10,000+":
+# counting every match of a very common word would cost more than finding the page.
+SHOWN_COUNT_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from listener.cli import main
@@ -73,6 +74,12 @@ def test_the_index_process_files_stories_and_search_collapses_them(tmp_path: Pat
     collapsed = runner.invoke(main, ["search", "acme", "-c", str(config_path), "--collapse-stories"])
     assert collapsed.exit_code == 0, collapsed.output
     assert collapsed.output.startswith("2 story(ies); showing 2")
+
+    with pytest.MonkeyPatch.context() as patch:  # 10,000 in production
+        patch.setattr("pipelines.store.SHOWN_COUNT_LIMIT", 3)
+        capped = runner.invoke(main, ["search", "acme", "-c", str(config_path), "--limit", "2"])
+    assert capped.exit_code == 0, capped.output
+    assert capped.output.startswith("3+ mention(s); showing 2")  # counting stopped: a lower bound
     assert f"story: {len(copies)} mentions" in collapsed.output
     assert collapsed.output.count("reports:") == 1
 

@@ -83,6 +83,20 @@ def test_paging_walks_the_whole_result_newest_first(world: WebWorld, analyst: Te
     assert "page 2 of 3" in html and "page=3" in html and "page=1" in html
 
 
+def test_a_count_past_the_limit_is_shown_as_a_lower_bound(
+    world: WebWorld, analyst: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("listener.web.search.COUNT_LIMIT", 30)  # 10,000 in production
+    world.store.upsert([make_mention(f"acme note {i}", published=recent(i), key=f"k{i}") for i in range(45)])
+    answer = analyst.get("/api/search", params={"q": "note", "page": "2"}).json()
+    assert (answer["total"], answer["total_at_least"]) == (30, True)
+    assert len(answer["hits"]) == 20  # pages are whole past the count
+    html = analyst.get("/search", params={"q": "note", "page": "2"}).text
+    assert "30+ mention(s)" in html and "page 2 of 2+" in html and "page=3" in html
+    exact = analyst.get("/api/search", params={"q": "acme AND battery"}).json()
+    assert exact["total_at_least"] is False
+
+
 def test_export_writes_the_whole_result_set_as_csv_and_json(world: WebWorld, analyst: TestClient) -> None:
     world.store.upsert([make_mention('=HYPERLINK("http://evil") acme', key="formula")])
     answer = analyst.get("/api/search/export", params={"q": "acme", "format": "csv"})

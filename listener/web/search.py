@@ -27,12 +27,13 @@ from listener.query.parser import parse
 from listener.web.brands import brand_names
 from listener.web.render import clean_text, page
 from listener.web.security import Reader
-from pipelines.store import Hit, MentionStore, SearchRequest
+from pipelines.store import SHOWN_COUNT_LIMIT, Hit, MentionStore, SearchRequest
 
-__all__ = ["EXPORT_LIMIT", "BadSearch", "SearchParams", "build_request", "hit_json", "router"]
+__all__ = ["COUNT_LIMIT", "EXPORT_LIMIT", "BadSearch", "SearchParams", "build_request", "hit_json", "router"]
 
 EXPORT_LIMIT = 50_000
 PER_PAGE = 20
+COUNT_LIMIT = SHOWN_COUNT_LIMIT  # past it the page and the API say "10,000+"
 router = APIRouter()
 
 
@@ -118,6 +119,7 @@ def build_request(params: SearchParams, *, limit: int = PER_PAGE, offset: int | 
         limit=limit,
         offset=(page_no - 1) * limit if offset is None else offset,
         collapse_story=params.stories,
+        count_limit=COUNT_LIMIT,
     )
 
 
@@ -182,6 +184,7 @@ def api_search(
         return _bad(exc)
     return {
         "total": result.total,
+        "total_at_least": result.total_at_least,  # total is a lower bound (COUNT_LIMIT reached)
         "page": params.page,
         "per_page": per_page,
         "hits": [hit_json(h) for h in result.hits],
