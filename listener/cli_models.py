@@ -79,8 +79,17 @@ def _split(
 @click.option("--patience", type=int, default=2, show_default=True,
               help="evaluations without improvement before stopping")
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores)")
+@click.option("--device", default="auto", show_default=True, help="auto (a GPU when present), cpu, cuda")
+@click.option("--layers", type=int, default=None,
+              help="keep only the first N encoder blocks: faster inference, usually with --teacher")
+@click.option("--teacher", "teachers", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              multiple=True, help="a model directory whose predictions the new model also learns "
+              "(distillation); repeat to average several")
+@click.option("--distill", type=float, default=0.5, show_default=True,
+              help="with --teacher: weight of the teacher's soft labels against the gold labels")
 def train(data: Path, out: Path, base: str, epochs: float, lr: float, batch_size: int,
-          max_length: int, val_fraction: float, patience: int, threads: int | None) -> None:
+          max_length: int, val_fraction: float, patience: int, threads: int | None, device: str,
+          layers: int | None, teachers: tuple[Path, ...], distill: float) -> None:
     """Fine-tune a sentiment model on labelled examples; usable as classifier.model right away."""
     import torch
 
@@ -92,8 +101,12 @@ def train(data: Path, out: Path, base: str, epochs: float, lr: float, batch_size
         texts, labels = _read(data, "train")
         fit, val = _split(texts, labels, val_fraction, seed=0)
         per_epoch = max(1, -(-len(fit[0]) // batch_size))
+        if layers is not None and base == "default":
+            raise ListenerError("--layers needs a bare encoder: add --base encoder (or a Hugging Face dir)")
         settings = FinetuneSettings(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                                    eval_every=per_epoch, patience=patience, warmup=0.1)
+                                    eval_every=per_epoch, patience=patience, warmup=0.1, device=device,
+                                    layers=layers, teachers=tuple(str(t) for t in teachers),
+                                    distill=distill if teachers else 0.0)
         start_from = DEFAULT_MODEL_DIR if base == "default" else None
         encoder = None if base in ("default", "encoder") else base
         metadata: dict[str, Any] = {"model_id": out.name, "train_data": str(data), "train_size": len(fit[0]),

@@ -27,9 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from listener.errors import ClassifierError
+from models.batching import resolve_device
 from models.evaluation import Scores, read_split, score
 from models.lora import adapter_tensors, inject
-from models.tuned import SentimentNet, load_base, load_model_dir, save_model_dir, scaled_adapter
+from models.tuned import SentimentNet, load_base, load_model_dir, read_meta, save_model_dir, scaled_adapter
 
 __all__ = ["FinetuneSettings", "finetune", "main", "predict"]
 
@@ -53,6 +55,11 @@ class FinetuneSettings:
     patience: int = 4
     seed: int = 0
     balanced: bool = True
+    device: str = "auto"
+    layers: int | None = None  # keep only the first N encoder blocks (faster, see tuned.keep_layers)
+    teachers: tuple[str, ...] = ()  # model directories whose averaged predictions the student also learns
+    distill: float = 0.0  # weight of the teacher's soft labels against the gold labels
+    temperature: float = 2.0
 
 
 def _batches(texts: Sequence[str], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -76,21 +83,43 @@ def _class_weights(labels: Sequence[int], balanced: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(net: SentimentNet, tokenizer: Any, texts: Sequence[str], max_length: int) -> list[int]:
-    """Label ids for `texts` in input order, in eval mode, restoring the previous mode."""
+def logits_for(net: SentimentNet, tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.Tensor:
+    """(n, 3) logits for `texts` in input order, on the CPU, in eval mode, restoring the previous mode."""
     was_training = net.training
     net.eval()
-    out = [0] * len(texts)
+    device = next(net.parameters()).device
+    out = torch.zeros(len(texts), 3)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for start in range(0, len(order), 64):
         idx = order[start : start + 64]
         enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt")
-        logits = net(enc["input_ids"], enc["attention_mask"])
-        for i, label in zip(idx, logits.argmax(dim=1).tolist(), strict=True):
-            out[i] = int(label)
+                        max_length=max_length, return_tensors="pt").to(device)
+        out[idx] = net(enc["input_ids"], enc["attention_mask"]).float().cpu()
     net.train(was_training)
     return out
+
+
+def predict(net: SentimentNet, tokenizer: Any, texts: Sequence[str], max_length: int) -> list[int]:
+    """Label ids for `texts` in input order."""
+    return [int(label) for label in logits_for(net, tokenizer, texts, max_length).argmax(dim=1).tolist()]
+
+
+def _teacher_logits(s: FinetuneSettings, texts: Sequence[str], device: torch.device) -> torch.Tensor | None:
+    """The teachers' mean logits for every training text, computed once before training starts.
+
+    Several teachers (say, the same recipe from different seeds) average out
+    each one's quirks, which a smaller student would otherwise copy.
+    """
+    if not s.teachers or s.distill <= 0:
+        return None
+    total = torch.zeros(len(texts), 3)
+    for path in s.teachers:
+        tokenizer, teacher, _ = load_model_dir(Path(path))
+        teacher.to(device)
+        log.info("teacher %s: scoring %d training texts", path, len(texts))
+        total += logits_for(teacher, tokenizer, texts, s.max_length)
+        del teacher
+    return total / len(s.teachers)
 
 
 def _schedule(total: int, warmup: float) -> Callable[[int], float]:
@@ -124,22 +153,37 @@ def finetune(
     s = settings or FinetuneSettings()
     torch.manual_seed(s.seed)
     rng = random.Random(s.seed)
+    try:
+        device = resolve_device(s.device)
+    except ValueError as exc:
+        raise ClassifierError(str(exc)) from None
     net, tokenizer, base_name, prior = _build(base, start_from, s)
+    net.to(device)
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
     texts, labels = list(train[0]), list(train[1])
     total = max(1, int(math.ceil(len(texts) / s.batch_size) * s.epochs))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total, s.warmup))
-    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(labels, s.balanced))
-    state = _Best(out, net, tokenizer, base_name, s, metadata or {}, prior)
+    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(labels, s.balanced).to(device))
+    soft = _teacher_logits(s, texts, device)
+    metadata = dict(metadata or {})
+    if start_from is not None and read_meta(start_from).get("layers") is not None:
+        metadata["layers"] = read_meta(start_from)["layers"]  # continuing keeps the shallower encoder
+    state = _Best(out, net, tokenizer, base_name, s, metadata, prior)
     step, running = 0, 0.0
     net.train()
     while step < total:
         for batch in _batches(texts, s.batch_size, rng):
             enc = tokenizer([texts[i] for i in batch], padding=True, truncation=True,
-                            max_length=s.max_length, return_tensors="pt")
-            loss = loss_fn(net(enc["input_ids"], enc["attention_mask"]),
-                           torch.tensor([labels[i] for i in batch]))
+                            max_length=s.max_length, return_tensors="pt").to(device)
+            logits = net(enc["input_ids"], enc["attention_mask"])
+            loss = loss_fn(logits, torch.tensor([labels[i] for i in batch], device=device))
+            if soft is not None:
+                t = s.temperature
+                target = torch.softmax(soft[batch].to(device) / t, dim=-1)
+                student = torch.log_softmax(logits / t, dim=-1)
+                kl = nn.functional.kl_div(student, target, reduction="batchmean")
+                loss = (1 - s.distill) * loss + s.distill * t * t * kl
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -168,7 +212,7 @@ def _build(
         prior = scaled_adapter(start_from)
         encoder = net.encoder
     else:
-        tokenizer, encoder, base_name = load_base(base)
+        tokenizer, encoder, base_name = load_base(base, s.layers)
     inject(encoder, rank=s.rank, alpha=s.alpha, dropout=s.dropout)
     fresh = SentimentNet(encoder, dropout=s.dropout)
     if start_from is not None:
@@ -205,14 +249,17 @@ class _Best:
         scale = self.settings.alpha / self.settings.rank
         tensors = {}
         for key, value in adapter_tensors(self.net.encoder).items():
+            value = value.cpu()
             tensors[f"encoder.{key}"] = value * scale if key.endswith(".lora_b") else value
         for key, value in self.prior.items():  # earlier adapters stack along the rank dimension
             if key.endswith(".lora_a") or key.endswith(".lora_b"):
                 dim = 0 if key.endswith(".lora_a") else 1
                 tensors[key] = torch.cat([value, tensors[key]], dim=dim)
-        tensors["head.weight"] = self.net.head.weight.detach().clone()
-        tensors["head.bias"] = self.net.head.bias.detach().clone()
+        tensors["head.weight"] = self.net.head.weight.detach().cpu().clone()
+        tensors["head.bias"] = self.net.head.bias.detach().cpu().clone()
         meta = dict(self.metadata)
+        if self.settings.layers is not None:
+            meta["layers"] = self.settings.layers
         meta["training"] = {**asdict(self.settings), "step": step,
                             "seconds": round(time.perf_counter() - self.started)}
         meta["val"] = result.as_dict()
@@ -270,6 +317,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=8e-4)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training tweets")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--base", default=None,
+                        help="base encoder: a Hugging Face directory or name (default: the bundled MiniLM)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--layers", type=int, default=None, help="keep only the first N encoder blocks")
+    parser.add_argument("--teacher", action="append", default=[],
+                        help="a model directory to distil from (repeat to average several)")
+    parser.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's soft labels")
+    parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--record-only", action="store_true",
@@ -290,11 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         train = (train[0][: args.limit], train[1][: args.limit])
     val = read_split(args.data / "val_text.txt", args.data / "val_labels.txt")
     settings = FinetuneSettings(epochs=args.epochs, lr=args.lr, rank=args.rank, alpha=2.0 * args.rank,
-                                eval_every=args.eval_every)
+                                eval_every=args.eval_every, seed=args.seed, dropout=args.dropout,
+                                batch_size=args.batch_size, max_length=args.max_length,
+                                patience=args.patience, device=args.device, layers=args.layers,
+                                teachers=tuple(args.teacher), distill=args.distill if args.teacher else 0.0,
+                                temperature=args.temperature)
     metadata = {"task": "TweetEval sentiment (SemEval-2017 4A, English)",
                 "train_data": "reconstructed-train (SemEval 2013-2016 4A tweets, val/test tweets removed)",
                 "train_size": len(train[0])}
-    best = finetune(train, val, args.out, settings=settings, metadata=metadata,
+    best = finetune(train, val, args.out, base=args.base, settings=settings, metadata=metadata,
                     progress=lambda step, total, loss: log.info("step %d/%d loss %.4f", step, total, loss)
                     if step % 25 == 0 else None)
     log.info("best val %s", best.as_dict())

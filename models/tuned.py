@@ -27,6 +27,7 @@ __all__ = [
     "META_FILE",
     "SentimentNet",
     "is_model_dir",
+    "keep_layers",
     "load_base",
     "load_model_dir",
     "save_model_dir",
@@ -63,7 +64,22 @@ def _base_dir(base: str | None) -> tuple[str, str]:
     return str(base), str(base)
 
 
-def load_base(base: str | None) -> tuple[Any, nn.Module, str]:
+def keep_layers(encoder: nn.Module, layers: int | None) -> None:
+    """Keep only the first `layers` transformer blocks: a shallower encoder is proportionally faster.
+
+    A model trained this way records `layers` in its metadata, and loading it
+    truncates the base the same way, so the repo still carries only the delta.
+    """
+    if layers is None:
+        return
+    blocks = encoder.encoder.layer  # type: ignore[union-attr]
+    if not 1 <= layers <= len(blocks):  # type: ignore[arg-type]
+        raise ClassifierError(f"layers must be between 1 and {len(blocks)}, not {layers}")  # type: ignore[arg-type]
+    encoder.encoder.layer = blocks[:layers]  # type: ignore[union-attr,index]
+    encoder.config.num_hidden_layers = layers  # type: ignore[union-attr]
+
+
+def load_base(base: str | None, layers: int | None = None) -> tuple[Any, nn.Module, str]:
     """Tokenizer and plain encoder for `base` (None: the bundled MiniLM), offline only."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -75,8 +91,10 @@ def load_base(base: str | None) -> tuple[Any, nn.Module, str]:
         encoder = AutoModel.from_pretrained(where, local_files_only=True)
     except (OSError, ValueError, TypeError) as exc:
         raise ClassifierError(f"cannot load the base encoder {name!r} from {where}: {exc}") from None
+    encoder.float()  # a half-precision checkpoint would otherwise train and merge adapters in fp16
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None  # mean pooling is used; the CLS pooler would be computed for nothing
+    keep_layers(encoder, layers)
     return tokenizer, encoder, name
 
 
@@ -138,7 +156,8 @@ def load_model_dir(path: Path) -> tuple[Any, SentimentNet, dict[str, Any]]:
     from models.lora import merge_into
 
     meta = read_meta(path)
-    tokenizer, encoder, _ = load_base(str(meta["base"]))
+    layers = meta.get("layers")
+    tokenizer, encoder, _ = load_base(str(meta["base"]), None if layers is None else int(layers))
     try:
         tensors = load_file(str(path / ADAPTER_FILE))
     except (OSError, ValueError) as exc:

@@ -117,6 +117,36 @@ def test_a_team_trains_on_a_tiny_set_evaluates_it_and_uses_it_in_config(tmp_path
     assert verdicts[1].label is SentimentLabel.UNSCORED
 
 
+@pytest.mark.slow
+def test_a_shallower_model_learns_from_a_teacher_and_loads_with_its_depth(tmp_path: Path) -> None:
+    """Fewer encoder blocks is how the default model gets its speed; the depth travels in the dir."""
+    from models.finetune import FinetuneSettings, finetune
+    from models.finetuned import DEFAULT_MODEL_DIR, FinetunedClassifier
+
+    texts = [text for text, _ in TINY]
+    labels = [("negative", "neutral", "positive").index(label) for _, label in TINY]
+    settings = FinetuneSettings(epochs=1, batch_size=3, max_length=16, eval_every=2, layers=2,
+                                teachers=(str(DEFAULT_MODEL_DIR),), distill=0.5, device="cpu")
+    finetune((texts, labels), (texts, labels), tmp_path / "small", settings=settings)
+
+    meta = json.loads((tmp_path / "small" / "sentiment.json").read_text(encoding="utf-8"))
+    assert meta["layers"] == 2 and meta["training"]["distill"] == 0.5
+    small = FinetunedClassifier(tmp_path / "small", device="cpu", int8=False)
+    assert len(small.net.encoder.encoder.layer) == 2
+    blank, fine = small.classify(["", "fine"])
+    assert blank.label is SentimentLabel.UNSCORED and fine.label is not SentimentLabel.UNSCORED
+
+
+def test_training_refuses_an_impossible_depth_or_device_clearly(tmp_path: Path) -> None:
+    from models.finetune import FinetuneSettings, finetune
+
+    rows = ([text for text, _ in TINY], [0, 0, 1, 1, 2, 2])
+    with pytest.raises(ClassifierError, match="layers must be between 1 and 6, not 9"):
+        finetune(rows, rows, tmp_path / "deep", settings=FinetuneSettings(layers=9, device="cpu"))
+    with pytest.raises(ClassifierError, match="unknown device 'gpu0'"):
+        finetune(rows, rows, tmp_path / "odd", settings=FinetuneSettings(device="gpu0"))
+
+
 def test_train_refuses_a_bad_data_file_with_its_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine", "label": "positive"}\nnot json\n', encoding="utf-8")
