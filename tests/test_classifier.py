@@ -152,11 +152,15 @@ def test_results_come_back_in_input_order_although_batches_are_sorted_by_length(
 def test_a_batch_gives_the_same_scores_as_one_text_at_a_time(classifier: Classifier) -> None:
     texts = CLEARLY_NEGATIVE + CLEARLY_POSITIVE + CLEARLY_NEUTRAL + ["ok", "meh. " * 40]
     batched = classifier.classify(texts)
+    # Dynamic int8 picks one activation scale per batch, so batchmates move probabilities: a few
+    # thousandths for sentences, about 0.1 for a two-letter "ok" scored alone versus in a batch of
+    # sentences. fp32 must agree to rounding. Labels must agree either way.
+    tolerance = 0.15 if classifier.model_version.endswith("-int8") else 1e-4
     for text, verdict in zip(texts, batched, strict=True):
         alone = classifier.classify([text])[0]
         assert alone.label == verdict.label
         for field in ("negative", "neutral", "positive"):
-            assert getattr(alone, field) == pytest.approx(getattr(verdict, field), abs=1e-4)
+            assert getattr(alone, field) == pytest.approx(getattr(verdict, field), abs=tolerance)
 
 
 @pytest.mark.slow
