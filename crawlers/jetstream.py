@@ -22,13 +22,13 @@ import json
 import logging
 import re
 import threading
-from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from crawlers.api_source import parse_time
 from crawlers.factory import register_source
 from crawlers.state import FetchState
+from crawlers.stream_buffer import StreamBuffer, reconnect_delay
 from crawlers.text import language_tag
 from listener.config import JetstreamSourceConfig, Limits
 from listener.records import Document, document_id
@@ -36,9 +36,6 @@ from listener.records import Document, document_id
 __all__ = ["JetstreamSource"]
 
 log = logging.getLogger(__name__)
-
-_MAX_WAIT = 60.0
-
 
 class JetstreamSource:
     source_type = "jetstream"
@@ -49,12 +46,9 @@ class JetstreamSource:
         self.poll_interval = float(config.poll_interval)
         self.limits = limits
         self.state = state
-        self.dropped = 0
         self.connections = 0
         self._words = re.compile(r"\b(" + "|".join(re.escape(k) for k in config.keywords) + r")\b", re.I)
-        self._buffer: deque[Document] = deque()
-        self._lock = threading.Lock()
-        self._reached: int | None = None  # time_us of the last event read
+        self._buffer = StreamBuffer(config.buffer)  # its mark: time_us of the last event read
         self._pending: tuple[set[str], int | None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,15 +60,15 @@ class JetstreamSource:
     @property
     def reached(self) -> int | None:
         """`time_us` of the last event the reader has seen (None before the first)."""
-        with self._lock:
-            return self._reached
+        return self._buffer.mark
+
+    @property
+    def dropped(self) -> int:
+        return self._buffer.dropped
 
     def poll(self) -> Iterator[Document]:
         self._ensure_reader()
-        with self._lock:
-            batch = list(self._buffer)
-            self._buffer.clear()
-            reached = self._reached
+        batch, reached = self._buffer.drain()
         fresh = self.state.unseen(self.name, (d.id for d in batch))
         docs = [d for d in batch if d.id in fresh]
         self._pending = ({d.id for d in docs}, reached)
@@ -108,7 +102,7 @@ class JetstreamSource:
             except Exception as exc:  # every network failure means: wait, reconnect from the cursor
                 failures += 1
                 log.warning("%s: jetstream connection lost (%s); reconnecting", self.name, exc)
-            self._stop.wait(min(_MAX_WAIT, 0.2 * 2 ** min(failures, 10)))
+            self._stop.wait(reconnect_delay(failures))
 
     def _read_once(self) -> None:
         from websockets.sync.client import connect
@@ -124,8 +118,7 @@ class JetstreamSource:
 
     def _subscribe_url(self) -> str:
         url = f"{self.config.url}/subscribe?wantedCollections=app.bsky.feed.post"
-        with self._lock:
-            reached = self._reached
+        reached = self._buffer.mark
         stored = self.state.get_cursor(self.name)
         start = reached if reached is not None else (int(stored) if stored else None)
         if start is None:
@@ -139,14 +132,7 @@ class JetstreamSource:
         except (ValueError, KeyError, TypeError):
             log.warning("%s: unreadable jetstream message skipped", self.name)
             return
-        doc = self._document(event)
-        with self._lock:
-            self._reached = max(self._reached or 0, stamp)
-            if doc is not None:
-                if len(self._buffer) >= self.config.buffer:
-                    self._buffer.popleft()
-                    self.dropped += 1
-                self._buffer.append(doc)
+        self._buffer.push(self._document(event), mark=stamp)
 
     def _document(self, event: dict[str, Any]) -> Document | None:
         commit = event.get("commit") or {}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,7 @@ import requests
 from crawlers.api_source import parse_time, plain_text
 from crawlers.factory import register_source
 from crawlers.state import FetchState
+from crawlers.stream_buffer import StreamBuffer, reconnect_delay
 from crawlers.text import language_tag, site_of, web_url
 from listener.config import Limits, MastodonStreamSourceConfig
 from listener.records import Document, document_id
@@ -37,9 +37,6 @@ from listener.records import Document, document_id
 __all__ = ["MastodonStreamSource", "sse_events"]
 
 log = logging.getLogger(__name__)
-_MAX_WAIT = 60.0
-
-
 def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
     """(event, data) for each server-sent event; comments (heartbeats) are skipped."""
     event, data = "message", list[str]()
@@ -78,10 +75,9 @@ class MastodonStreamSource:
         self.poll_interval = float(config.poll_interval)
         self.limits = limits
         self.state = state
-        self.dropped = 0
         self.connections = 0
-        self._buffer: deque[Document] = deque()
-        self._lock = threading.Lock()
+        self._buffer = StreamBuffer(config.buffer)
+        self._lock = threading.Lock()  # guards the open responses
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._responses: set[requests.Response] = set()
@@ -92,11 +88,13 @@ class MastodonStreamSource:
     ) -> MastodonStreamSource:
         return cls(config, limits, state)
 
+    @property
+    def dropped(self) -> int:
+        return self._buffer.dropped
+
     def poll(self) -> Iterator[Document]:
         self._ensure_readers()
-        with self._lock:
-            batch = list(self._buffer)
-            self._buffer.clear()
+        batch, _ = self._buffer.drain()
         fresh = self.state.unseen(self.name, (d.id for d in batch))
         yield from (d for d in batch if d.id in fresh)
 
@@ -137,7 +135,7 @@ class MastodonStreamSource:
                 log.warning("%s: mastodon stream #%s lost (%s); reconnecting", self.name, tag, exc)
                 delivered = False
             failures = 0 if delivered else failures + 1
-            self._stop.wait(min(_MAX_WAIT, 0.2 * 2 ** min(failures, 10)))
+            self._stop.wait(reconnect_delay(failures))
 
     def _read_once(self, tag: str) -> bool:
         """Read one connection until it ends; True when it delivered at least one event."""
@@ -177,11 +175,7 @@ class MastodonStreamSource:
         if doc is None:
             log.warning("%s: unreadable mastodon status skipped", self.name)
             return
-        with self._lock:
-            if len(self._buffer) >= self.config.buffer:
-                self._buffer.popleft()
-                self.dropped += 1
-            self._buffer.append(doc)
+        self._buffer.push(doc)
 
     def _document(self, status: dict[str, Any]) -> Document | None:
         shown = status.get("reblog") or status
