@@ -19,7 +19,6 @@ monitor's ticks, a restart, or two processes at the hour post it once.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from alerts.oncall import OnCall, Roster
 from alerts.response import Desk
 from listener.config import BrandConfig, Config
 from listener.errors import NotifierError
+from listener.sqlite_files import open_db
 from listener.textsafe import terminal_safe
 
 __all__ = [
@@ -179,12 +179,11 @@ class DigestLog:
     """Which brand's week has been posted (SQLite), so the digest goes out once per week."""
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
+        self._db = open_db(
+            path,
             "CREATE TABLE IF NOT EXISTS digest (brand TEXT NOT NULL, week_end REAL NOT NULL, "
-            "posted_at REAL NOT NULL, ts TEXT, PRIMARY KEY (brand, week_end))"
+            "posted_at REAL NOT NULL, ts TEXT, PRIMARY KEY (brand, week_end))",
+            autocommit=True,
         )
 
     def posted(self, brand: str, week_end: float) -> bool:

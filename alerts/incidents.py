@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from listener.errors import IncidentError
 from listener.records import Alert
+from listener.sqlite_files import open_db
 
 __all__ = ["Event", "Incident", "IncidentStats", "IncidentStore", "State"]
 
@@ -121,11 +122,8 @@ class IncidentStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db = open_db(self.path, _SCHEMA, autocommit=True)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -14,9 +14,10 @@ The firing message's reference is what later messages for the same alert
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
+
+from listener.sqlite_files import open_db
 
 __all__ = ["Outbox"]
 
@@ -39,10 +40,7 @@ class Outbox:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA, autocommit=True)
 
     def state(self, alert_id: str, status: str, notifier: int) -> str | None:
         row = self._db.execute(

@@ -10,11 +10,11 @@ stay listed with `--all` so the record of who muted what remains.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from listener.errors import IncidentError
+from listener.sqlite_files import open_db
 
 __all__ = ["Silence", "SilenceStore"]
 
@@ -62,10 +62,7 @@ class Silence:
 class SilenceStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA, autocommit=True)
 
     def add(
         self, brand: str, duration: float, *, now: float, by: str, rule: str | None = None, reason: str = ""

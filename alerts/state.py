@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from listener.records import Alert, ScoredMention
+from listener.sqlite_files import open_db
 
 __all__ = ["BrandState", "DetectorStore", "OpenSpike", "SpikeMark", "read_spikes"]
 
@@ -134,10 +135,7 @@ class DetectorStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA, autocommit=True)
 
     def load(self, brand: str) -> BrandState:
         row = self._db.execute("SELECT state FROM brand_state WHERE brand = ?", (brand,)).fetchone()

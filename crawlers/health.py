@@ -18,13 +18,14 @@ recent rows into the figures an operator needs and two flags:
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import statistics
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from listener.sqlite_files import open_db
 
 __all__ = ["FAILING_AFTER", "SILENT_FACTOR", "HealthLog", "SourceHealth"]
 
@@ -80,11 +81,7 @@ class HealthLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
+        self._conn = open_db(self.path, _SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -39,6 +39,7 @@ from alerts.state import BrandState
 from listener.config import AlertRule, BrandConfig, SourceConfig
 from listener.errors import QuerySyntaxError
 from listener.records import Record
+from listener.sqlite_files import open_db
 from listener.textsafe import terminal_safe
 from pipelines.stage import Output
 
@@ -85,9 +86,7 @@ class BrandSettingsStore:
             )
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return open_db(self.path)
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Change]:
         db = self._db()

@@ -22,6 +22,7 @@ from pathlib import Path
 from listener.config import BrandConfig
 from listener.errors import QuerySyntaxError
 from listener.records import Record
+from listener.sqlite_files import open_db
 from listener.stages import MatchStage
 from pipelines.stage import Output
 
@@ -51,9 +52,7 @@ class WatchTermStore:
             )
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return open_db(self.path)
 
     def save(self, brand: str, queries: list[str], author: str) -> Version:
         now = time.time()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from listener.errors import ClassifierError
+from listener.sqlite_files import open_db
 
 __all__ = ["Correction", "FeedbackStore"]
 
@@ -55,12 +55,8 @@ class FeedbackStore:
     """One table in `<data_dir>/feedback.db`."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        with self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
+        self._db = open_db(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()
