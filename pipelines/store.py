@@ -7,10 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from listener.errors import StoreError
 from listener.query.ast import Node
-from listener.records import ScoredMention
+from listener.records import ScoredMention, decode
 
-__all__ = ["SHOWN_COUNT_LIMIT", "Bucket", "Hit", "MentionStore", "SearchRequest", "SearchResult"]
+__all__ = [
+    "SHOWN_COUNT_LIMIT",
+    "Bucket",
+    "Hit",
+    "MentionStore",
+    "SearchRequest",
+    "SearchResult",
+    "decode_stored",
+]
 
 # How far the search page, the search API and `listener search` count before saying "10,000+":
 # counting every match of a very common word would cost more than finding the page.
@@ -76,3 +85,14 @@ class MentionStore(Protocol):
     def delete_older_than(self, cutoff: datetime) -> int: ...
 
     def close(self) -> None: ...
+
+
+def decode_stored(record: str, where: str) -> ScoredMention:
+    """A stored record back as a mention; a damaged or foreign record names the store it came from."""
+    try:
+        mention = decode(record.encode("utf-8"))
+    except ValueError as exc:
+        raise StoreError(f"a stored record in {where} cannot be read: {exc}") from exc
+    if not isinstance(mention, ScoredMention):
+        raise StoreError(f"a stored record in {where} is a {mention.kind}, not a scored mention")
+    return mention

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from listener.errors import StoreError
 from listener.query.tokens import normalise, tokenize
-from listener.records import ScoredMention, decode, encode
+from listener.records import ScoredMention, encode
 from pipelines.es_query import WORDS_FIELD, compile_es, lang_keys, site_keys
 from pipelines.fts import compile_query, field_key
-from pipelines.store import Bucket, Hit, MentionStore, SearchRequest, SearchResult
+from pipelines.store import Bucket, Hit, MentionStore, SearchRequest, SearchResult, decode_stored
 from pipelines.store_sqlite import LABELS, _epoch, _snippet, _validate
 
 try:
@@ -390,13 +390,7 @@ class ElasticsearchStore:
             after = list(hits[-1]["sort"])
 
     def _decode(self, record: str) -> ScoredMention:
-        try:
-            mention = decode(record.encode("utf-8"))
-        except ValueError as exc:
-            raise StoreError(f"a record in {self.alias} cannot be read: {exc}") from exc
-        if not isinstance(mention, ScoredMention):
-            raise StoreError(f"a record in {self.alias} is a {mention.kind}, not a scored mention")
-        return mention
+        return decode_stored(record, str(self.alias))
 
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from listener.errors import StoreError
 from listener.query.tokens import normalise, tokenize
-from listener.records import ScoredMention, SentimentLabel, decode, encode
+from listener.records import ScoredMention, SentimentLabel, encode
 from pipelines.fts import FTS_TABLE, NEAR_FUNCTION, Compiled, compile_query, field_key, near_matches
 from pipelines.snippets import lead, make_snippet
-from pipelines.store import Bucket, Hit, MentionStore, SearchRequest, SearchResult
+from pipelines.store import Bucket, Hit, MentionStore, SearchRequest, SearchResult, decode_stored
 from pipelines.store_plan import Plan, choose_drive, epoch, match_size, page_scores, stories_page
 
 if TYPE_CHECKING:
@@ -366,13 +366,7 @@ class EmbeddedStore:
             last = int(rows[-1][0])
 
     def _decode(self, record: str) -> ScoredMention:
-        try:
-            mention = decode(record.encode("utf-8"))
-        except ValueError as exc:
-            raise StoreError(f"a stored record in {self.path} cannot be read: {exc}") from exc
-        if not isinstance(mention, ScoredMention):
-            raise StoreError(f"a stored record in {self.path} is a {mention.kind}, not a scored mention")
-        return mention
+        return decode_stored(record, str(self.path))
 
 
 def _snippet(mention: ScoredMention, compiled: Compiled) -> str:
