@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from crawlers.http import failure_reason
 from listener.config import Limits
 from listener.errors import SourceError
 
@@ -172,7 +173,7 @@ class ApiClient:
             raise SourceError(f"{url}: timed out after {self.limits.timeout:g}s") from None
         except requests.RequestException as exc:
             self.gate.failure(host, "a connection failure")
-            raise SourceError(f"{url}: request failed ({_reason(exc)})") from None
+            raise SourceError(f"{url}: request failed ({failure_reason(exc)})") from None
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -222,11 +223,3 @@ def _number(value: str | None) -> float | None:
         return None if value is None else float(value)
     except ValueError:
         return None
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "reset by peer"):
-        if marker in text:
-            return marker
-    return text[:300]

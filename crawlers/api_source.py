@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from crawlers.api_http import ApiClient
-from crawlers.state import FetchState
+from crawlers.state import FetchState, PendingPoll
 from crawlers.text import html_to_text, site_of, web_url
 from listener.config import Limits
 from listener.errors import SourceError
@@ -47,13 +47,6 @@ def _utcnow() -> datetime:
 class Batch:
     documents: list[Document]
     cursor: str | None  # None: keep the stored cursor
-
-
-@dataclass
-class _Pending:
-    cursor: str | None
-    new_ids: set[str] = field(default_factory=set)
-    complete: bool = False
 
 
 class ApiSource(ABC):
@@ -77,7 +70,7 @@ class ApiSource(ABC):
         self.state = state
         self.client = client or ApiClient(limits)
         self._now = now
-        self._pending: _Pending | None = None
+        self._pending: PendingPoll | None = None
 
     @abstractmethod
     def fetch(self, cursor: str | None) -> Batch:
@@ -90,7 +83,7 @@ class ApiSource(ABC):
         for doc in batch.documents:
             unique.setdefault(doc.id, doc)
         fresh = self.state.unseen(self.name, unique)
-        pending = _Pending(batch.cursor)
+        pending = PendingPoll(cursor=batch.cursor)
         self._pending = pending
         for doc_id, doc in unique.items():
             if doc_id in fresh:
@@ -100,13 +93,8 @@ class ApiSource(ABC):
 
     def commit(self, documents: Iterable[Document]) -> None:
         """Mark published documents seen; move the cursor only when nothing is left behind."""
-        ids = {doc.id for doc in documents}
-        pending = self._pending
-        if pending is not None and pending.complete and pending.new_ids <= ids:
-            self.state.commit_poll(self.name, ids, cursor=pending.cursor)
+        if self.state.settle(self.name, self._pending, (doc.id for doc in documents)):
             self._pending = None
-        else:
-            self.state.mark_seen(self.name, ids)
 
     def close(self) -> None:
         self.client.close()

@@ -19,7 +19,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +26,7 @@ import feedparser
 import requests
 
 from crawlers.http import FetchResult, fetch, make_session
-from crawlers.state import FetchState
+from crawlers.state import FetchState, PendingPoll
 from crawlers.text import html_to_text, language_tag, site_of, web_url
 from listener.config import FeedSourceConfig, Limits
 from listener.errors import SourceError
@@ -42,16 +41,6 @@ Now = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class _PendingPoll:
-    """What a poll fetched but has not yet been committed."""
-
-    etag: str | None
-    last_modified: str | None
-    new_ids: set[str] = field(default_factory=set)
-    complete: bool = False
 
 
 class FeedSource:
@@ -75,7 +64,7 @@ class FeedSource:
         self.state = state
         self._now = now
         self._session = session or make_session(limits)
-        self._pending: _PendingPoll | None = None
+        self._pending: PendingPoll | None = None
 
     @classmethod
     def from_config(cls, config: FeedSourceConfig, limits: Limits, state: FetchState) -> FeedSource:
@@ -97,7 +86,7 @@ class FeedSource:
             return
         documents = parse_feed(result, self.name, fetched=self._now())
         fresh = self.state.unseen(self.name, (doc.id for doc in documents))
-        pending = _PendingPoll(result.etag, result.last_modified)
+        pending = PendingPoll(etag=result.etag, last_modified=result.last_modified)
         self._pending = pending
         for doc in documents:
             if doc.id in fresh:
@@ -107,13 +96,8 @@ class FeedSource:
 
     def commit(self, documents: Iterable[Document]) -> None:
         """Mark published documents seen; store validators only when nothing is left behind."""
-        ids = {doc.id for doc in documents}
-        pending = self._pending
-        if pending is not None and pending.complete and pending.new_ids <= ids:
-            self.state.commit_poll(self.name, ids, etag=pending.etag, last_modified=pending.last_modified)
+        if self.state.settle(self.name, self._pending, (doc.id for doc in documents)):
             self._pending = None
-        else:
-            self.state.mark_seen(self.name, ids)
 
     def close(self) -> None:
         self._session.close()

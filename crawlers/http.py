@@ -15,7 +15,7 @@ import requests
 from listener.config import Limits
 from listener.errors import SourceError
 
-__all__ = ["FetchResult", "fetch", "make_session"]
+__all__ = ["FetchResult", "failure_reason", "fetch", "make_session"]
 
 _CHUNK = 64 * 1024
 
@@ -76,9 +76,9 @@ def fetch(
     except requests.Timeout:
         raise SourceError(f"{url}: timed out after {limits.timeout:g}s") from None
     except requests.ConnectionError as exc:
-        raise SourceError(f"{url}: cannot connect ({_reason(exc)})") from None
+        raise SourceError(f"{url}: cannot connect ({failure_reason(exc)})") from None
     except requests.RequestException as exc:
-        raise SourceError(f"{url}: request failed ({_reason(exc)})") from None
+        raise SourceError(f"{url}: request failed ({failure_reason(exc)})") from None
 
 
 def _raise_for_status(url: str, response: requests.Response) -> None:
@@ -111,7 +111,7 @@ def _too_large(url: str, limit: int, detail: str) -> SourceError:
     )
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     # requests nests the useful part (e.g. 'Connection refused') several levels deep.
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "reset by peer"):

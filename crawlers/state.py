@@ -16,10 +16,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FetchState", "SourceState"]
+__all__ = ["FetchState", "PendingPoll", "SourceState"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS source_state (
@@ -54,6 +54,22 @@ class SourceState:
     last_poll: float | None = None  # wall-clock seconds since the epoch
     failures: int = 0
     last_error: str | None = None
+
+
+@dataclass
+class PendingPoll:
+    """What one poll handed out, and the position (validators or cursor) it reached.
+
+    The position is stored only once every new item of the poll is published
+    (`FetchState.settle`): stored earlier, a crash between poll and publish
+    would make the next 304 or moved cursor skip those items for good.
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+    cursor: str | None = None
+    new_ids: set[str] = field(default_factory=set)
+    complete: bool = False  # the poll's generator ran to its end
 
 
 class FetchState:
@@ -187,6 +203,19 @@ class FetchState:
                 self._conn.execute(
                     "INSERT OR REPLACE INTO source_cursor VALUES (?, ?, ?)", (source, cursor, stamp)
                 )
+
+    def settle(self, source: str, pending: PendingPoll | None, published: Iterable[str]) -> bool:
+        """Mark published items seen; store the poll's position only if none of its new items is missing.
+
+        Returns True when `pending` is done with (its position stored).
+        """
+        ids = set(published)
+        if pending is not None and pending.complete and pending.new_ids <= ids:
+            self.commit_poll(source, ids, etag=pending.etag, last_modified=pending.last_modified,
+                             cursor=pending.cursor)
+            return True
+        self.mark_seen(source, ids)
+        return False
 
     def forget_position(self, source: str) -> None:
         """Drop a source's validators, cursor, poll time and failure run, keeping its seen items.
