@@ -27,7 +27,7 @@ from typing import Any
 
 from crawlers.api_source import parse_time
 from crawlers.factory import register_source
-from crawlers.state import FetchState
+from crawlers.state import FetchState, PendingPoll
 from crawlers.stream_buffer import StreamBuffer, reconnect_delay
 from crawlers.text import language_tag
 from listener.config import JetstreamSourceConfig, Limits
@@ -49,7 +49,7 @@ class JetstreamSource:
         self.connections = 0
         self._words = re.compile(r"\b(" + "|".join(re.escape(k) for k in config.keywords) + r")\b", re.I)
         self._buffer = StreamBuffer(config.buffer)  # its mark: time_us of the last event read
-        self._pending: tuple[set[str], int | None] | None = None
+        self._pending: PendingPoll | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -71,14 +71,13 @@ class JetstreamSource:
         batch, reached = self._buffer.drain()
         fresh = self.state.unseen(self.name, (d.id for d in batch))
         docs = [d for d in batch if d.id in fresh]
-        self._pending = ({d.id for d in docs}, reached)
+        cursor = None if reached is None else str(reached)
+        self._pending = PendingPoll(cursor=cursor, new_ids={d.id for d in docs}, complete=True)
         yield from docs
 
     def commit(self, documents: Iterable[Document]) -> None:
-        ids = {d.id for d in documents}
         pending, self._pending = self._pending, None
-        cursor = pending[1] if pending is not None and pending[0] <= ids else None
-        self.state.commit_poll(self.name, ids, cursor=None if cursor is None else str(cursor))
+        self.state.settle(self.name, pending, (d.id for d in documents))
 
     def close(self) -> None:
         self._stop.set()
