@@ -145,7 +145,7 @@ def _handler_for(server: ApiServer) -> type[BaseHTTPRequestHandler]:
 
 
 class FakeClock:
-    """Monotonic time a test moves by hand, for the host gate only (back-off waits of minutes)."""
+    """Monotonic time a test moves by hand, for back-off waits of minutes (host gate, scheduler)."""
 
     def __init__(self) -> None:
         self.now = 1000.0

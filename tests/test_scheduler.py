@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from api_server import FakeClock
 from fixture_server import FixtureServer
 
 from crawlers.factory import brands_by_source, build_sources
@@ -20,17 +21,6 @@ from listener.errors import ConfigError, SourceError
 from listener.records import Document, document_id
 
 RSS = "application/rss+xml"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class ScriptedSource:
@@ -70,7 +60,7 @@ def state(tmp_path):
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 def test_each_source_is_polled_on_its_own_interval(state, clock):
