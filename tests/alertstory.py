@@ -19,6 +19,26 @@ RULE = AlertRule(
 _ids = itertools.count(1)
 
 
+def oncall_rota(escalation_channel: str, **extra: Any) -> dict[str, Any]:
+    """A brand's watch.yaml `oncall` section: Dana, Sam and Lee a week each, Lee the next level.
+
+    Dana took over on the Monday before the stories' crises (they start at T0).
+    """
+    return {
+        "responders": [
+            {"name": "Dana", "slack_user": "U0DANA"},
+            {"name": "Sam", "slack_user": "U0SAM"},
+            {"name": "Lee", "slack_user": "U0LEE"},
+        ],
+        "handover_every": "7d",
+        "handover_at": "2024-04-29T09:00:00Z",
+        "escalation": [{"responder": "Lee", "channel": escalation_channel}],
+        "response_time": "15m",
+        "remind_every": "1h",
+        **extra,
+    }
+
+
 class Clock:
     def __init__(self, now: datetime = T0) -> None:
         self.now = now

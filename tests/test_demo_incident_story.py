@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from alertstory import T0, Clock, scored
+from alertstory import T0, Clock, oncall_rota, scored
 from slack_server import TOKEN, FakeSlack, fake_slack
 from slackactions import SECRET, button, encode, press, send, signed, submission
 
@@ -43,18 +43,7 @@ from listener.query.parser import parse_watch_query
 from listener.records import Alert, ScoredMention, SentimentLabel
 
 BRAND = "Zephyro Fiber"
-ONCALL: dict[str, Any] = {
-    "responders": [
-        {"name": "Dana", "slack_user": "U0DANA"},
-        {"name": "Sam", "slack_user": "U0SAM"},
-        {"name": "Lee", "slack_user": "U0LEE"},
-    ],
-    "handover_every": "7d",
-    "handover_at": "2024-04-29T09:00:00Z",  # Dana took over on the Monday before the outage
-    "escalation": [{"responder": "Lee", "channel": "#zephyro-escalations"}],
-    "response_time": "15m",
-    "remind_every": "1h",
-}
+ONCALL = oncall_rota("#zephyro-escalations")
 
 
 def demo_config(tmp_path: Path, slack_url: str) -> Config:

@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from alertstory import Story
+from alertstory import Story, oncall_rota
 from slack_sdk import WebClient
 from slack_server import TOKEN, fake_slack
 from slackactions import SECRET, button, encode, press, send, submission
@@ -31,21 +31,7 @@ from alerts.slack import SlackNotifier
 from alerts.stages import NotifyStage
 from listener.config import OnCallConfig
 
-ONCALL = OnCallConfig.model_validate(
-    {
-        "responders": [
-            {"name": "Dana", "slack_user": "U0DANA"},
-            {"name": "Sam", "slack_user": "U0SAM"},
-            {"name": "Lee", "slack_user": "U0LEE"},
-        ],
-        "handover_every": "7d",
-        "handover_at": "2024-04-29T09:00:00Z",  # Dana took over on the Monday before the crisis
-        "escalation": [{"responder": "Lee", "channel": "#acme-escalations"}],
-        "response_time": "15m",
-        "remind_every": "1h",
-        "admins": ["U0BOSS"],
-    }
-)
+ONCALL = OnCallConfig.model_validate(oncall_rota("#acme-escalations", admins=["U0BOSS"]))
 
 
 class Desks:
