@@ -54,6 +54,16 @@ def mentions(n: int) -> list[Mention]:
     return out
 
 
+def fresh_deployment(tmp_path: Path, kafka_bootstrap: str) -> tuple[Path, KafkaBus]:
+    """A watch.yaml and a bus on topics of their own (two partitions), so tests never share a topic."""
+    prefix = f"k{uuid.uuid4().hex[:8]}."
+    config = write_config(tmp_path, kafka_bootstrap, prefix)
+    bus = KafkaBus(
+        kafka_bootstrap, topic_prefix=prefix, partitions=2, max_poll_interval_ms=6000, session_timeout_ms=6000
+    )
+    return config, bus
+
+
 def start_classify(config: Path, *options: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "listener.cli", "run", "--stage", "classify", "-c", str(config), *options],
@@ -65,11 +75,7 @@ def start_classify(config: Path, *options: str) -> subprocess.Popen[bytes]:
 def test_a_classify_process_killed_mid_stream_loses_and_duplicates_nothing(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
-    prefix = f"k{uuid.uuid4().hex[:8]}."
-    config = write_config(tmp_path, kafka_bootstrap, prefix)
-    bus = KafkaBus(
-        kafka_bootstrap, topic_prefix=prefix, partitions=2, max_poll_interval_ms=6000, session_timeout_ms=6000
-    )
+    config, bus = fresh_deployment(tmp_path, kafka_bootstrap)
     sent = mentions(N)
     bus.publish_many("mentions", [(m.brand, encode(m)) for m in sent])
 
@@ -129,11 +135,7 @@ def _consumed(port: int) -> float:
 def test_two_classify_processes_in_one_group_split_the_partitions(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
-    prefix = f"k{uuid.uuid4().hex[:8]}."
-    config = write_config(tmp_path, kafka_bootstrap, prefix)
-    bus = KafkaBus(
-        kafka_bootstrap, topic_prefix=prefix, partitions=2, max_poll_interval_ms=6000, session_timeout_ms=6000
-    )
+    config, bus = fresh_deployment(tmp_path, kafka_bootstrap)
     ports = [_free_port(), _free_port()]
     procs = [start_classify(config, "--metrics-port", str(port)) for port in ports]
     store = EmbeddedStore(tmp_path / "store.db")
