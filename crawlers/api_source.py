@@ -83,13 +83,8 @@ class ApiSource(ABC):
         for doc in batch.documents:
             unique.setdefault(doc.id, doc)
         fresh = self.state.unseen(self.name, unique)
-        pending = PendingPoll(cursor=batch.cursor)
-        self._pending = pending
-        for doc_id, doc in unique.items():
-            if doc_id in fresh:
-                pending.new_ids.add(doc_id)
-                yield doc
-        pending.complete = True
+        self._pending = PendingPoll(cursor=batch.cursor)
+        yield from self._pending.hand_out(unique.values(), fresh)
 
     def commit(self, documents: Iterable[Document]) -> None:
         """Mark published documents seen; move the cursor only when nothing is left behind."""

@@ -86,13 +86,8 @@ class FeedSource:
             return
         documents = parse_feed(result, self.name, fetched=self._now())
         fresh = self.state.unseen(self.name, (doc.id for doc in documents))
-        pending = PendingPoll(etag=result.etag, last_modified=result.last_modified)
-        self._pending = pending
-        for doc in documents:
-            if doc.id in fresh:
-                pending.new_ids.add(doc.id)
-                yield doc
-        pending.complete = True
+        self._pending = PendingPoll(etag=result.etag, last_modified=result.last_modified)
+        yield from self._pending.hand_out(documents, fresh)
 
     def commit(self, documents: Iterable[Document]) -> None:
         """Mark published documents seen; store validators only when nothing is left behind."""

@@ -15,9 +15,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from listener.records import Document
 
 __all__ = ["FetchState", "PendingPoll", "SourceState"]
 
@@ -70,6 +72,14 @@ class PendingPoll:
     cursor: str | None = None
     new_ids: set[str] = field(default_factory=set)
     complete: bool = False  # the poll's generator ran to its end
+
+    def hand_out(self, documents: Iterable[Document], fresh: set[str]) -> Iterator[Document]:
+        """Yield the documents whose ids are fresh, remembering each; complete once all were yielded."""
+        for doc in documents:
+            if doc.id in fresh:
+                self.new_ids.add(doc.id)
+                yield doc
+        self.complete = True
 
 
 class FetchState:
