@@ -167,8 +167,9 @@ def finetune(
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(labels, s.balanced).to(device))
     soft = _teacher_logits(s, texts, device)
     metadata = dict(metadata or {})
-    if start_from is not None and read_meta(start_from).get("layers") is not None:
-        metadata["layers"] = read_meta(start_from)["layers"]  # continuing keeps the shallower encoder
+    prior_layers = None if start_from is None else read_meta(start_from).get("layers")
+    if prior_layers is not None:
+        metadata["layers"] = prior_layers  # continuing keeps the shallower encoder
     state = _Best(out, net, tokenizer, base_name, s, metadata, prior)
     step, running = 0, 0.0
     net.train()
