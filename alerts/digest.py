@@ -203,22 +203,32 @@ class DigestLog:
 
 
 class WeeklyDigest:
-    """Posts each brand's digest once its weekly slot has passed; call `run_due` on a tick."""
+    """Posts each brand's digest once its weekly slot has passed; call `run_due` on a tick.
+
+    `brands` may be a callable (`LiveBrands.current`), read at each run, so a
+    channel or rota saved in the web app is where the next digest goes.
+    """
 
     def __init__(
         self,
         incidents: IncidentStore,
-        brands: Sequence[BrandConfig],
+        brands: Sequence[BrandConfig] | Callable[[], Sequence[BrandConfig]],
         poster: Announcer,
         digest_log: DigestLog,
         default_channel: str | None = None,
     ) -> None:
         self.incidents = incidents
-        self.brands = [b for b in brands if b.oncall is not None and b.oncall.digest]
-        self.roster = Roster(self.brands)
+        self._brands = brands
+        self.roster = Roster(brands)
         self.poster = poster
         self.log = digest_log
         self.default_channel = default_channel
+
+    @property
+    def brands(self) -> list[BrandConfig]:
+        """The brands with a digest, as they are now."""
+        brands = self._brands() if callable(self._brands) else self._brands
+        return [b for b in brands if b.oncall is not None and b.oncall.digest]
 
     def run_due(self, now: float) -> list[str]:
         """Brands whose digest was posted (or found empty) on this call; failures retry next call."""
@@ -247,12 +257,14 @@ class WeeklyDigest:
 
 def incidents_stage(config: Config, announcer: Announcer | None) -> EscalationStage:
     """The monitor's incidents stage; with Slack, it also posts the weekly digests on its ticks."""
+    from listener.brand_settings import LiveBrands
+
     desk = Desk.open_dir(config.data_dir, config)
     if announcer is None:
         return EscalationStage(desk, None)
     weekly = WeeklyDigest(
         desk.incidents,
-        config.brands,
+        LiveBrands(config.brands, config.data_dir / "web.db").current,
         announcer,
         DigestLog(config.data_dir / "digests.db"),
         config.slack.default_channel,

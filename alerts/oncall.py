@@ -9,7 +9,7 @@ sharing state, and a test can ask who is on call next Tuesday at 09:00.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from listener.config import BrandConfig, EscalationLevel, OnCallConfig, Responder
@@ -53,15 +53,35 @@ class OnCall:
 
 
 class Roster:
-    """Every brand's `OnCall`, by case-folded brand name; brands without on-call are absent."""
+    """Every brand's `OnCall`, by case-folded brand name; brands without on-call are absent.
 
-    def __init__(self, brands: Sequence[BrandConfig] | Mapping[str, OnCallConfig]) -> None:
+    Given a callable instead of brands (`LiveBrands.current`), it asks it at
+    each lookup and rebuilds when it hands back a different list, so a rota
+    saved in the web app applies to the next escalation without a restart.
+    """
+
+    def __init__(
+        self,
+        brands: Sequence[BrandConfig] | Mapping[str, OnCallConfig] | Callable[[], Sequence[BrandConfig]],
+    ) -> None:
+        self._follow = brands if callable(brands) else None
+        self._seen: object = None
+        self._by_brand: dict[str, OnCall] = {}
+        if not callable(brands):
+            self._build(brands)
+
+    def _build(self, brands: Sequence[BrandConfig] | Mapping[str, OnCallConfig]) -> None:
         pairs = (
             [(b.name, b.oncall) for b in brands] if not isinstance(brands, Mapping) else list(brands.items())
         )
         self._by_brand = {name.casefold(): OnCall(name, cfg) for name, cfg in pairs if cfg is not None}
 
     def get(self, brand: str) -> OnCall | None:
+        if self._follow is not None:
+            brands = self._follow()
+            if brands is not self._seen:
+                self._build(brands)
+                self._seen = brands
         return self._by_brand.get(brand.casefold())
 
     def identify(self, brand: str, who: str) -> str:

@@ -40,10 +40,18 @@ class Desk:
 
     @classmethod
     def open_dir(cls, data_dir: Path, config: Config, clock: Callable[[], float] = time.time) -> Desk:
+        """The desk over the data dir, its roster following rotas saved in the web app.
+
+        Archived brands keep their rota here: their open incidents are still
+        escalated, reminded and resolved under it.
+        """
+        from listener.brand_settings import LiveBrands
+
+        brands = LiveBrands(config.brands, data_dir / "web.db", archived=True)
         return cls(
             IncidentStore(data_dir / "incidents.db"),
             SilenceStore(data_dir / "silences.db"),
-            Roster(config.brands),
+            Roster(brands.current),
             clock,
         )
 

@@ -222,8 +222,14 @@ class SlackNotifier:
 
     @classmethod
     def from_config(
-        cls, config: SlackConfig, brands: Sequence[BrandConfig], *, timeout: int = 10
+        cls,
+        config: SlackConfig,
+        brands: Sequence[BrandConfig],
+        *,
+        timeout: int = 10,
+        channels: ChannelLookup | None = None,
     ) -> SlackNotifier:
+        """`channels` (e.g. `LiveBrands.channel`) replaces the watch.yaml brands' channels."""
         if config.bot_token is None:
             raise ConfigError(["slack.bot_token: required to post alerts to Slack (use ${SLACK_BOT_TOKEN})"])
         options: dict[str, Any] = {"token": config.bot_token.get_secret_value(), "timeout": timeout}
@@ -231,7 +237,8 @@ class SlackNotifier:
             options["base_url"] = config.base_url
         # No built-in retry handlers: NotifyStage retries, visibly, and only what is retryable.
         client = WebClient(**options, retry_handlers=[])
-        channels = {brand.name.casefold(): brand.slack_channel for brand in brands}
+        if channels is None:
+            channels = {brand.name.casefold(): brand.slack_channel for brand in brands}
         return cls(client, channels, config.default_channel, buttons=config.signing_secret is not None)
 
     def channel(self, alert: Alert) -> str:

@@ -5,8 +5,9 @@ brand hear about it where they already look. `SourceNotices.check()` reads the
 health report (`listener.cli_sources.source_health`), compares each source's
 flags with the last ones it announced (kept in the fetch-state file, so a
 restart neither repeats nor forgets a notice) and posts one line per change to
-the channel of every brand that lists the source. Names and error text are
-escaped for mrkdwn: an error message can quote a hostile server.
+the channel of every brand that lists the source (its effective channel: one
+saved in the web app wins over watch.yaml's, without a restart). Names and
+error text are escaped for mrkdwn: an error message can quote a hostile server.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS source_notice (source TEXT PRIMARY KEY, fl
 
 class SourceNotices:
     def __init__(self, config: Config, announcer: Announcer, *, path: str | Path | None = None) -> None:
+        from listener.brand_settings import LiveBrands
+
         self.config = config
         self.announcer = announcer
+        self.brands = LiveBrands(config.brands, Path(config.data_dir) / "web.db")
         self._lock = threading.Lock()
         where = path or Path(config.data_dir) / "fetch.db"
         self._conn = sqlite3.connect(where, check_same_thread=False, timeout=30)
@@ -69,7 +73,7 @@ class SourceNotices:
     def _post(self, brands: list[str], text: str) -> int:
         channels = []
         for name in brands:
-            channel = self.config.brand(name).slack_channel or self.config.slack.default_channel
+            channel = self.brands.channel(name) or self.config.slack.default_channel
             if channel and channel not in channels:
                 channels.append(channel)
         for channel in channels:

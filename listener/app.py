@@ -74,8 +74,11 @@ def _default_notifiers(config: Config) -> list[Notifier]:
     notifiers: list[Notifier] = [ConsoleNotifier()]
     if config.slack.bot_token is not None:
         from alerts.slack import SlackNotifier
+        from listener.brand_settings import LiveBrands
 
-        notifiers.append(SlackNotifier.from_config(config.slack, config.brands))
+        # Channels saved in the web app win over watch.yaml's, from the next alert on.
+        live = LiveBrands(config.brands, config.data_dir / "web.db")
+        notifiers.append(SlackNotifier.from_config(config.slack, config.brands, channels=live.channel))
     return notifiers
 
 

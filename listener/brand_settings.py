@@ -8,9 +8,18 @@ watch.yaml is the starting point. The web app saves changes as new rows of
 * `alert`: a brand's whole spike rule (`AlertRule`), replacing watch.yaml's;
 * `sources`: which of the brand's sources are switched off, and the sources
   added in the web app (`{"disabled": [names], "added": [sections]}`), so the
-  watch.yaml sections, which may hold `${VAR}` secrets, are never copied.
+  watch.yaml sections, which may hold `${VAR}` secrets, are never copied;
+* `channel`: the brand's Slack channel (`{"slack_channel": "#name" or null}`,
+  null meaning `slack.default_channel`), replacing watch.yaml's;
+* `oncall`: the brand's whole on-call rota (`{"oncall": OnCallConfig or null}`),
+  replacing watch.yaml's; it holds Slack user ids and names, nothing secret;
+* `archived`: `{"archived": true}` takes the brand out of the pipeline (no
+  matching, alerting or polling of its sources) while its stored mentions and
+  incidents stay; a later `{"archived": false}` brings it back.
 
-`effective_brands` folds the newest version of each part over watch.yaml.
+`effective_brands` folds the newest version of each part over watch.yaml; an
+archived brand is left out unless asked for (the web app lists it, and the
+incident desk keeps answering for its open incidents).
 The running stages follow it the way `LiveMatchStage` follows queries: a
 `BrandsWatcher` checks a cheap change number every few seconds, and the
 match stage, the spike stage (`LiveDetectStage`) and the source scheduler
@@ -33,10 +42,10 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from alerts.spike import DetectorSettings
+from alerts.spike import DetectorSettings, SpikeDetector
 from alerts.stages import DetectStage
 from alerts.state import BrandState
-from listener.config import AlertRule, BrandConfig, SourceConfig
+from listener.config import AlertRule, BrandConfig, OnCallConfig, SourceConfig
 from listener.errors import QuerySyntaxError
 from listener.records import Record
 from listener.sqlite_files import open_db
@@ -48,6 +57,7 @@ __all__ = [
     "BrandSettingsStore",
     "BrandsWatcher",
     "Change",
+    "LiveBrands",
     "LiveDetectStage",
     "Part",
     "apply_sources",
@@ -56,7 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Part = Literal["brand", "alert", "sources"]
+Part = Literal["brand", "alert", "sources", "channel", "oncall", "archived"]
 SOURCE_ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceConfig)
 _FOLLOW_ERRORS = (sqlite3.Error, ValidationError, QuerySyntaxError, ValueError, KeyError, TypeError)
 
@@ -122,6 +132,10 @@ class BrandSettingsStore:
         found = next((c for c in self.history(brand) if c.part == part), None)
         return None if found is None else found.body
 
+    def newest(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The newest body of every (case-folded brand, part), read in one query."""
+        return {(c.brand.casefold(), c.part): c.body for c in self._rows("ORDER BY seq")}
+
     def added_brands(self) -> list[dict[str, Any]]:
         """Brands added in the web app, oldest first."""
         return [c.body for c in self._rows("WHERE part = 'brand' ORDER BY seq")]
@@ -144,8 +158,11 @@ def apply_sources(configured: Sequence[Any], change: dict[str, Any] | None) -> l
     return [s for s in [*configured, *added] if s.name not in disabled]
 
 
-def effective_brands(configured: Sequence[BrandConfig], path: Path) -> list[BrandConfig]:
-    """watch.yaml's brands and the web app's, each with its newest queries, rule and sources."""
+def effective_brands(
+    configured: Sequence[BrandConfig], path: Path, *, archived: bool = False
+) -> list[BrandConfig]:
+    """watch.yaml's brands and the web app's, each with its newest queries, rule, sources,
+    channel and rota; archived brands only when `archived` is true."""
     from listener.watch_versions import WatchTermStore
 
     if not path.exists():
@@ -158,14 +175,22 @@ def effective_brands(configured: Sequence[BrandConfig], path: Path) -> list[Bran
         if body["name"].casefold() not in known:
             known.add(body["name"].casefold())
             brands.append(BrandConfig.model_validate(body))
+    newest = settings.newest()
     out: list[BrandConfig] = []
     for brand in brands:
+        saved = {part: body for (name, part), body in newest.items() if name == brand.name.casefold()}
+        if saved.get("archived", {}).get("archived") and not archived:
+            continue
         update: dict[str, Any] = {"queries": terms.effective(brand.name, list(brand.queries))}
-        rule = settings.latest(brand.name, "alert")
-        if rule is not None:
-            update["alert"] = AlertRule.model_validate(rule)
-        update["sources"] = apply_sources(brand.sources, settings.latest(brand.name, "sources"))
-        # model_validate, not model_copy: saved queries are checked like watch.yaml's.
+        if "alert" in saved:
+            update["alert"] = AlertRule.model_validate(saved["alert"])
+        update["sources"] = apply_sources(brand.sources, saved.get("sources"))
+        if "channel" in saved:
+            update["slack_channel"] = saved["channel"]["slack_channel"]
+        if "oncall" in saved:
+            rota = saved["oncall"]["oncall"]
+            update["oncall"] = None if rota is None else OnCallConfig.model_validate(rota)
+        # model_validate, not model_copy: saved queries and channels are checked like watch.yaml's.
         out.append(BrandConfig.model_validate({**_fields(brand), **update}))
     return out
 
@@ -182,6 +207,7 @@ class BrandsWatcher:
     configured: Sequence[BrandConfig]
     path: Path
     check_every_s: float = 5.0
+    archived: bool = False  # also the archived brands
     _seen: tuple[int, int] = field(default=(-1, -1), init=False)
     _next: float = field(default=0.0, init=False)
 
@@ -202,7 +228,7 @@ class BrandsWatcher:
             seen = self.version()
             if seen == self._seen:
                 return None
-            brands = effective_brands(self.configured, self.path)
+            brands = effective_brands(self.configured, self.path, archived=self.archived)
         except _FOLLOW_ERRORS as exc:
             log.warning(
                 "keeping the current brand settings; the saved ones cannot be used: %s",
@@ -213,13 +239,50 @@ class BrandsWatcher:
         return brands
 
 
+class LiveBrands:
+    """The effective brands for lookups by name (channel, rota), re-read when they change.
+
+    For the stages that act on a brand rather than on a batch (the Slack
+    notifier's channel, the escalation roster, the digest, source notices):
+    each lookup costs a change-number check at most every `check_every_s`.
+    """
+
+    def __init__(
+        self,
+        configured: Sequence[BrandConfig],
+        path: Path,
+        *,
+        check_every_s: float = 5.0,
+        archived: bool = False,
+    ) -> None:
+        self.watcher = BrandsWatcher(configured, path, check_every_s, archived)
+        self._brands: list[BrandConfig] = list(configured)
+
+    def current(self) -> list[BrandConfig]:
+        """The same list object until something changes (callers may compare by identity)."""
+        changed = self.watcher.changed()
+        if changed is not None:
+            self._brands = changed
+        return self._brands
+
+    def get(self, name: str) -> BrandConfig | None:
+        return next((b for b in self.current() if b.name.casefold() == name.casefold()), None)
+
+    def channel(self, name: str) -> str | None:
+        """The brand's own channel; None sends its messages to `slack.default_channel`."""
+        found = self.get(name)
+        return None if found is None else found.slack_channel
+
+
 class LiveDetectStage(DetectStage):
     """`DetectStage` that follows alert rules and brands saved in the web app, without a restart.
 
     A changed rule rebuilds the brand's detector over its persisted state, so
     the next windows are judged by the new rule. Counts are kept per bucket, so
     a new bucket length restarts the brand's counts (an open spike carries
-    over, to resolve or go on under the new rule).
+    over, to resolve or go on under the new rule). A new channel applies from
+    the next spike: an open one keeps posting where its thread is. An archived
+    brand is dropped (its state stays on disk for when it comes back).
     """
 
     def __init__(
@@ -246,9 +309,22 @@ class LiveDetectStage(DetectStage):
         self.follow()
         return super().handle(records)
 
+    def detector(self, brand: str) -> SpikeDetector | None:
+        found = super().detector(brand)
+        if found is not None and found.state.open_spike is None:
+            found.channel = self.channels.get(brand.casefold())
+        return found
+
     def follow(self) -> None:
         brands = self.watcher.changed()
-        for brand in brands or ():
+        if brands is None:
+            return
+        wanted = {b.name.casefold() for b in brands}
+        for key in [k for k in self.rules if k not in wanted]:
+            name, _ = self.rules.pop(key)
+            self._detectors.pop(key, None)
+            log.info("detect: %s no longer alerts (archived)", terminal_safe(name))
+        for brand in brands:
             key = brand.name.casefold()
             self.channels[key] = brand.slack_channel
             old = self.rules.get(key)

@@ -168,17 +168,20 @@ def digest(config_path: Path, brand: str | None, post: bool) -> None:
     from alerts.digest import WEEK, build_digest, render_mrkdwn, render_text
     from alerts.oncall import Roster
     from alerts.slack import SlackNotifier
+    from listener.brand_settings import effective_brands
     from listener.cli_common import load_or_exit
     from listener.errors import ConfigError, NotifierError
 
     config = load_or_exit(config_path)
-    brands = [b for b in config.brands if brand is None or b.name.casefold() == brand.casefold()]
+    # With the channels, rotas and brands saved in the web app; archived brands too (their past week).
+    known = effective_brands(config.brands, config.data_dir / "web.db", archived=True)
+    brands = [b for b in known if brand is None or b.name.casefold() == brand.casefold()]
     if not brands:
         unknown = terminal_safe(brand or "", 80)
         raise click.BadParameter(f"no brand {unknown} in the config", param_hint="--brand")
-    now, roster = time.time(), Roster(config.brands)
+    now, roster = time.time(), Roster(known)
     try:
-        slack = SlackNotifier.from_config(config.slack, config.brands) if post else None
+        slack = SlackNotifier.from_config(config.slack, known) if post else None
         with _desk(config_path) as desk:
             for b in brands:
                 found = build_digest(desk.incidents, b.name, now - WEEK, now)

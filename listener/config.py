@@ -52,6 +52,7 @@ __all__ = [
     "RedditSourceConfig",
     "Responder",
     "SitemapSourceConfig",
+    "SlackChannel",
     "SlackConfig",
     "SourceConfig",
     "SpiderSelectors",
@@ -335,6 +336,19 @@ def _valid_watch_query(query: str) -> str:
 WatchQuery = Annotated[str, AfterValidator(_valid_watch_query)]
 
 
+_SLACK_CHANNEL = re.compile(r"^(#[\w.-]{1,80}|[CGD][A-Z0-9]{2,30})$")
+
+
+def _slack_channel(value: str) -> str:
+    if not _SLACK_CHANNEL.match(value):
+        raise ValueError("a Slack channel is #name (no spaces) or a channel id such as C024BE91L")
+    return value
+
+
+# Checked so that a typo (or markup pasted into the web app) fails on saving, not at the first alert.
+SlackChannel = Annotated[str, AfterValidator(_slack_channel)]
+
+
 class Responder(_Section):
     """Someone who answers for a brand; `slack_user` (U…) is what escalation mentions."""
 
@@ -346,7 +360,7 @@ class EscalationLevel(_Section):
     """One step of the chain: a responder to mention, a channel to post to, or both."""
 
     responder: str | None = Field(default=None, description="a responder's name")
-    channel: str | None = None
+    channel: SlackChannel | None = None
 
     @model_validator(mode="after")
     def _something(self) -> EscalationLevel:
@@ -386,7 +400,7 @@ class BrandConfig(_Section):
     queries: list[WatchQuery] = Field(min_length=1)
     sources: list[SourceConfig] = Field(default_factory=list)
     alert: AlertRule = AlertRule()
-    slack_channel: str | None = None
+    slack_channel: SlackChannel | None = None
     oncall: OnCallConfig | None = None
 
 
@@ -475,7 +489,7 @@ class StoreConfig(_Section):
 class SlackConfig(_Section):
     bot_token: SecretStr | None = None
     base_url: str | None = Field(default=None, description="Web API base, for Slack-compatible servers")
-    default_channel: str | None = None
+    default_channel: SlackChannel | None = None
     signing_secret: SecretStr | None = Field(
         default=None, description="verifies button presses; set it to start the interactivity endpoint"
     )
