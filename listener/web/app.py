@@ -17,7 +17,17 @@ from pydantic import BaseModel
 
 from listener.config import Config
 from listener.watch_versions import WatchTermStore
-from listener.web import brands, dashboard, feedback, incidents, search, silences, sources, watchterms
+from listener.web import (
+    brand_alerting,
+    brands,
+    dashboard,
+    feedback,
+    incidents,
+    search,
+    silences,
+    sources,
+    watchterms,
+)
 from listener.web.accounts import AccountError, AccountStore, User
 from listener.web.feedback import MentionFeedback
 from listener.web.render import page
@@ -55,7 +65,17 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
     app.middleware("http")(auth_middleware)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     app.state.incidents = incidents.IncidentDesk(config.data_dir / "incidents.db")
-    for module in (search, dashboard, watchterms, brands, feedback, incidents, sources, silences):
+    for module in (
+        search,
+        dashboard,
+        watchterms,
+        brands,
+        brand_alerting,
+        feedback,
+        incidents,
+        sources,
+        silences,
+    ):
         app.include_router(module.router)
     _session_routes(app)
     return app

@@ -55,9 +55,10 @@ def _settings(request: Request) -> BrandSettingsStore:
 
 
 def brand_configs(request: Request) -> list[BrandConfig]:
-    """watch.yaml's brands and the web app's, with every saved version applied."""
+    """watch.yaml's brands and the web app's, with every saved version applied; archived
+    brands too, so their history stays searchable and they can be brought back."""
     terms: WatchTermStore = request.app.state.watch_terms
-    return effective_brands(request.app.state.config.brands, terms.path)
+    return effective_brands(request.app.state.config.brands, terms.path, archived=True)
 
 
 def brand_names(request: Request) -> list[str]:
@@ -237,6 +238,19 @@ def history_rows(request: Request, name: str) -> list[dict[str, Any]]:
 
 
 def _detail(body: dict[str, Any], previous_rule: dict[str, Any] | None = None) -> str:
+    if "slack_channel" in body:
+        return f"Slack channel: {body['slack_channel'] or 'the default channel'}"
+    if "archived" in body:
+        return "archived: no matching, alerts or polling" if body["archived"] else "restored"
+    if "oncall" in body:
+        rota = body["oncall"]
+        if rota is None:
+            return "no rota"
+        people = ", ".join(f"{r['name']} ({r['slack_user']})" for r in rota["responders"])
+        chain = " → ".join(
+            " in ".join(x for x in (lv.get("responder"), lv.get("channel")) if x) for lv in rota["escalation"]
+        )
+        return f"responders: {people}; escalation: {chain or 'none'}"
     if "disabled" in body:
         added = ", ".join(f"{s['name']} ({s['type']})" for s in body.get("added", []))
         return f"off: {', '.join(body['disabled']) or 'none'}; added: {added or 'none'}"
@@ -255,7 +269,12 @@ def _json_history(request: Request, name: str) -> list[dict[str, Any]]:
 def api_list(request: Request, _user: Reader) -> dict[str, Any]:
     return {
         "brands": [
-            {"name": b.name, "queries": list(b.queries), "sources": [s.name for s in b.sources]}
+            {
+                "name": b.name,
+                "queries": list(b.queries),
+                "sources": [s.name for s in b.sources],
+                "archived": _archived(request, b.name),
+            }
             for b in brand_configs(request)
         ]
     }
@@ -276,7 +295,11 @@ def add_brand(request: Request, user: User, name: str, queries: list[str]) -> di
     return {"brand": name, "queries": queries, "author": change.author, "at": change.at.isoformat()}
 
 
-@router.get("/api/brands/{brand}", tags=["brands"], summary="A brand's queries, rule, sources and history")
+@router.get(
+    "/api/brands/{brand}",
+    tags=["brands"],
+    summary="A brand's queries, rule, sources, channel, rota, archive state and history",
+)
 def api_get(request: Request, _user: Reader, brand: str) -> dict[str, Any]:
     cfg = find_brand(request, brand)
     return {
@@ -284,8 +307,17 @@ def api_get(request: Request, _user: Reader, brand: str) -> dict[str, Any]:
         "queries": list(cfg.queries),
         "alert": cfg.alert.model_dump(mode="json"),
         "sources": _source_rows(request, cfg),
+        "slack_channel": cfg.slack_channel,
+        "oncall": None if cfg.oncall is None else cfg.oncall.model_dump(mode="json"),
+        "archived": _archived(request, cfg.name),
         "history": _json_history(request, cfg.name),
     }
+
+
+def _archived(request: Request, name: str) -> bool:
+    from listener.web.brand_alerting import is_archived
+
+    return is_archived(request, name)
 
 
 @router.put("/api/brands/{brand}/alert", tags=["brands"], summary="Save a new alert rule", dependencies=Csrf)
@@ -347,7 +379,10 @@ def rule_fields(rule: AlertRule, posted: dict[str, str] | None = None) -> list[d
 
 def edit_context(request: Request, cfg: BrandConfig, **extra: Any) -> dict[str, Any]:
     """What the brand page shows besides the queries: rule, sources, the whole history."""
+    from listener.web.brand_alerting import alerting_context
+
     context: dict[str, Any] = {
+        **alerting_context(request, cfg, extra.pop("rota_posted", None), extra.pop("channel_posted", None)),
         "rule_fields": rule_fields(cfg.alert, extra.pop("rule_posted", None)),
         "sources": _source_rows(request, cfg),
         "history_rows": history_rows(request, cfg.name),

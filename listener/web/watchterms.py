@@ -142,11 +142,14 @@ def api_preview(request: Request, _user: Reader, brand: str, q: str, days: int =
 
 
 def list_rows(request: Request) -> list[dict[str, Any]]:
+    from listener.web.brand_alerting import is_archived
+
     rows = []
     for cfg in brand_configs(request):
         history = request.app.state.watch_terms.history(cfg.name)
         last = history[0] if history else None
-        rows.append({"brand": cfg.name, "queries": list(cfg.queries), "last": last})
+        archived = is_archived(request, cfg.name)
+        rows.append({"brand": cfg.name, "queries": list(cfg.queries), "last": last, "archived": archived})
     return rows
 
 
