@@ -243,8 +243,9 @@ class LiveBrands:
     """The effective brands for lookups by name (channel, rota), re-read when they change.
 
     For the stages that act on a brand rather than on a batch (the Slack
-    notifier's channel, the escalation roster, the digest, source notices):
-    each lookup costs a change-number check at most every `check_every_s`.
+    notifier's channel, the escalation roster, the digest, source notices).
+    Their lookups are rare (one per alert, escalation or notice), so by
+    default each checks the change number: a save applies to the very next one.
     """
 
     def __init__(
@@ -252,7 +253,7 @@ class LiveBrands:
         configured: Sequence[BrandConfig],
         path: Path,
         *,
-        check_every_s: float = 5.0,
+        check_every_s: float = 0.0,
         archived: bool = False,
     ) -> None:
         self.watcher = BrandsWatcher(configured, path, check_every_s, archived)
