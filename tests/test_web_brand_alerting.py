@@ -394,3 +394,10 @@ def test_hostile_brand_and_responder_names_are_escaped_and_control_characters_re
     wiped = rota_form(token, **{"responders.0.name": "Dana\x1b[2J"})
     answer = editor.post("/watch-terms/Acme/oncall", data=wiped)
     assert answer.status_code == 400 and "control characters" in errors(answer.text)["responders.0.name"]
+    # A row number no page shows cannot make the server loop over it: it is left out.
+    huge = rota_form(token, **{"responders.999999999.name": "X", "responders.999999999.slack_user": "U0X"})
+    assert editor.post("/watch-terms/Acme/oncall", data=huge).status_code == 303
+    assert [r["name"] for r in editor.get("/api/brands/Acme").json()["oncall"]["responders"]] == [
+        "Dana",
+        "Lee",
+    ]

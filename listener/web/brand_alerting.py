@@ -44,6 +44,7 @@ router = APIRouter()
 _DURATIONS = ("handover_every", "response_time", "remind_every")
 _SCALARS = (*_DURATIONS, "handover_at", "admins", "digest_day", "digest_hour")
 _ROWS = {"responders": ("name", "slack_user"), "escalation": ("responder", "channel")}
+MAX_ROWS = 100  # responders or escalation levels; a form cannot make the page loop further
 _USER_ID = "not a Slack user id: U or W, then capitals and digits (e.g. U024BE7LH)"
 
 
@@ -181,8 +182,13 @@ def _rota_values(rota: OnCallConfig | None) -> dict[str, str]:
 
 
 def _row_count(values: dict[str, str], part: str, spare: int) -> int:
-    used = [int(k.split(".")[1]) for k in values if k.startswith(f"{part}.") and k.split(".")[1].isdigit()]
-    return (max(used) + 1 if used else 0) + spare
+    """Rows in use plus `spare` blank ones; a posted row number past `MAX_ROWS` is ignored."""
+    used = [
+        int(k.split(".")[1])
+        for k in values
+        if k.startswith(f"{part}.") and k.split(".")[1].isdigit() and len(k.split(".")[1]) < 4
+    ]
+    return min(MAX_ROWS, (max(used) + 1 if used else 0)) + spare
 
 
 def alerting_context(
