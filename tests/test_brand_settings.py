@@ -121,6 +121,41 @@ def test_a_brand_added_in_the_web_app_gets_a_spike_detector(tmp_path: Path) -> N
     assert detector is not None and detector.rule.min_count == 3
 
 
+def test_a_new_channel_applies_from_the_next_spike_while_an_open_one_keeps_its_thread(tmp_path: Path) -> None:
+    rule = AlertRule(bucket=60, baseline=3600, window=300, min_count=5)
+    story, web = spike_story(tmp_path, rule)
+    story.quiet_hour()
+    for _ in range(3):
+        story.minute(negatives=8)
+    (firing,) = story.firing()
+    BrandSettingsStore(web).save("Acme", "channel", {"slack_channel": "#acme-web"}, "ed")
+    while not story.resolved():
+        story.minute()
+    assert story.resolved()[0].channel == firing.channel  # the end replies in the open spike's thread
+    story.quiet_hour()
+    for _ in range(3):
+        story.minute(negatives=8)
+    assert [a.channel for a in story.firing()] == [firing.channel, "#acme-web"]
+
+
+def test_an_archived_brand_is_left_out_unless_asked_for_and_a_rota_replaces_watch_yamls(
+    tmp_path: Path,
+) -> None:
+    web = tmp_path / "web.db"
+    brands = [BrandConfig(name="Acme", queries=["acme"]), BrandConfig(name="Globex", queries=["globex"])]
+    settings = BrandSettingsStore(web)
+    rota = {"responders": [{"name": "Dana", "slack_user": "U0DANA"}]}
+    settings.save("acme", "oncall", {"oncall": rota}, "ed")
+    settings.save("Globex", "archived", {"archived": True}, "ed")
+    assert [b.name for b in effective_brands(brands, web)] == ["Acme"]
+    acme, globex = effective_brands(brands, web, archived=True)
+    assert acme.oncall is not None and acme.oncall.responders[0].slack_user == "U0DANA"
+    assert globex.name == "Globex"
+    settings.save("Globex", "archived", {"archived": False}, "ed")
+    settings.save("Acme", "oncall", {"oncall": None}, "ed")
+    assert [(b.name, b.oncall) for b in effective_brands(brands, web)] == [("Acme", None), ("Globex", None)]
+
+
 class Published:
     def __init__(self) -> None:
         self.docs: list[Document] = []
