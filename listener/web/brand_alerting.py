@@ -36,7 +36,7 @@ from listener.web.brands import (
 )
 from listener.web.security import Csrf, EditorUser
 
-__all__ = ["alerting_context", "check_channel", "check_oncall", "is_archived", "router"]
+__all__ = ["alerting_context", "check_channel", "check_oncall", "describe", "is_archived", "router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -94,6 +94,24 @@ def _friendly(problem: FieldProblem) -> FieldProblem:
     if problem.field == "(form)":  # the model's own check: an escalation names an unknown responder
         return FieldProblem("escalation", problem.message)
     return problem
+
+
+def describe(body: dict[str, Any]) -> str | None:
+    """A `channel`, `oncall` or `archived` version in a line for the history; None for other parts."""
+    if "slack_channel" in body:
+        return f"Slack channel: {body['slack_channel'] or 'the default channel'}"
+    if "archived" in body:
+        return "archived: no matching, alerts or polling" if body["archived"] else "restored"
+    if "oncall" in body:
+        rota = body["oncall"]
+        if rota is None:
+            return "no rota"
+        people = ", ".join(f"{r['name']} ({r['slack_user']})" for r in rota["responders"])
+        chain = " → ".join(
+            " in ".join(x for x in (lv.get("responder"), lv.get("channel")) if x) for lv in rota["escalation"]
+        )
+        return f"responders: {people}; escalation: {chain or 'none'}"
+    return None
 
 
 # --- JSON API -----------------------------------------------------------------------------------

@@ -238,19 +238,11 @@ def history_rows(request: Request, name: str) -> list[dict[str, Any]]:
 
 
 def _detail(body: dict[str, Any], previous_rule: dict[str, Any] | None = None) -> str:
-    if "slack_channel" in body:
-        return f"Slack channel: {body['slack_channel'] or 'the default channel'}"
-    if "archived" in body:
-        return "archived: no matching, alerts or polling" if body["archived"] else "restored"
-    if "oncall" in body:
-        rota = body["oncall"]
-        if rota is None:
-            return "no rota"
-        people = ", ".join(f"{r['name']} ({r['slack_user']})" for r in rota["responders"])
-        chain = " → ".join(
-            " in ".join(x for x in (lv.get("responder"), lv.get("channel")) if x) for lv in rota["escalation"]
-        )
-        return f"responders: {people}; escalation: {chain or 'none'}"
+    from listener.web.brand_alerting import describe
+
+    said = describe(body)
+    if said is not None:
+        return said
     if "disabled" in body:
         added = ", ".join(f"{s['name']} ({s['type']})" for s in body.get("added", []))
         return f"off: {', '.join(body['disabled']) or 'none'}; added: {added or 'none'}"
