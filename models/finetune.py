@@ -29,7 +29,7 @@ from torch import nn
 
 from listener.errors import ClassifierError
 from models.batching import resolve_device
-from models.evaluation import Scores, read_split, score
+from models.evaluation import Scores, read_lines, read_split, score
 from models.lora import adapter_tensors, inject
 from models.tuned import SentimentNet, load_base, load_model_dir, read_meta, save_model_dir, scaled_adapter
 
@@ -196,10 +196,29 @@ def finetune(
                 progress(step, total, running)
             if (step % s.eval_every == 0 or step == total) and state.evaluate(val, step) >= s.patience:
                 log.info("no val improvement in %d evaluations: stopping at step %d", s.patience, step)
-                return state.best_scores()
+                return _finish(out, texts, state)
             if step >= total:
                 break
-    return state.best_scores()
+    return _finish(out, texts, state)
+
+
+def _finish(out: Path, texts: Sequence[str], state: _Best) -> Scores:
+    """The best checkpoint's val scores, after recording its int8 input ranges (see `models/int8.py`)."""
+    best = state.best_scores()
+    record_ranges(out, texts)
+    return best
+
+
+def record_ranges(model_dir: Path, texts: Sequence[str]) -> dict[str, list[float]]:
+    """Measure each linear layer's input range over the first training texts and store it in the model dir."""
+    from models.int8 import CALIBRATION_TEXTS, RANGES_KEY, calibrate_ranges
+    from models.tuned import META_FILE
+
+    tokenizer, net, meta = load_model_dir(model_dir)
+    ranges = calibrate_ranges(net, tokenizer, list(texts[:CALIBRATION_TEXTS]), int(meta["max_length"]))
+    meta[RANGES_KEY] = ranges
+    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return ranges
 
 
 def _build(
@@ -290,6 +309,9 @@ def record_figures(model_dir: Path, data: Path, model_id: str, *, with_test: boo
     from models.finetuned import FinetunedClassifier
     from models.tuned import META_FILE
 
+    train_texts = data / "reconstructed-train" / "train_text.txt"
+    if train_texts.is_file():  # the int8 ranges come from training texts, never from val or test
+        record_ranges(model_dir, read_lines(train_texts))
     val = read_split(data / "val_text.txt", data / "val_labels.txt")
     figures = {
         "val_fp32": _scores(FinetunedClassifier(model_dir, int8=False, batch_size=64), *val),

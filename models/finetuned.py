@@ -3,7 +3,8 @@
 This is the default model: the bundled MiniLM encoder with the TweetEval
 adapter in `models/sentiment/`. On a CPU it runs int8 when the directory says
 int8 was validated for it (the metadata records the quality measured both
-ways); on a GPU it runs fp16.
+ways), with the fixed activation ranges of `models/int8.py` when the directory
+records them; on a GPU it runs fp16.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from numpy.typing import NDArray
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
 from models.batching import configure_threads, resolve_device
+from models.int8 import RANGES_KEY, quantize_static
 from models.scoring import BatchedClassifier
 from models.tuned import is_model_dir, load_model_dir, quantize_int8
 
@@ -52,13 +54,16 @@ class FinetunedClassifier(BatchedClassifier):
         self.model_dir = path
         self.tokenizer, net, meta = load_model_dir(path)
         self.int8 = self.device.type == "cpu" and (bool(meta.get("int8_default")) if int8 is None else int8)
-        if self.int8:
-            net = quantize_int8(net)
+        suffix = ""
+        if self.int8 and meta.get(RANGES_KEY):
+            net, suffix = quantize_static(net, meta[RANGES_KEY]), "-int8-static"
+        elif self.int8:
+            net, suffix = quantize_int8(net), "-int8"
         elif self.device.type == "cuda":
             net = net.half()
         self.net = net.to(self.device)
         self.model_id = str(meta.get("model_id") or path.name)
-        self.model_version = str(meta["version"]) + ("-int8" if self.int8 else "")
+        self.model_version = str(meta["version"]) + suffix
         self.max_length = max_length or int(meta["max_length"])
         self.batch_size = batch_size
         self.meta = meta

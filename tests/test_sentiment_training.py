@@ -111,9 +111,10 @@ def test_a_team_trains_on_a_tiny_set_evaluates_it_and_uses_it_in_config(tmp_path
     from models.loader import load_classifier
 
     verdicts = load_classifier(ClassifierConfig(model=str(out))).classify(["I love it", ""])
-    assert verdicts[0].model_id == "our-model" and verdicts[0].model_version == meta["version"] + "-int8" * (
-        "int8" in verdicts[0].model_version
-    )
+    assert verdicts[0].model_id == "our-model" and verdicts[0].model_version == meta["version"]
+    assert "int8_ranges" in meta  # measured on the training texts, ready for an int8 override
+    forced = load_classifier(ClassifierConfig(model=str(out), int8=True)).classify(["I love it"])[0]
+    assert forced.model_version == meta["version"] + "-int8-static"
     assert verdicts[1].label is SentimentLabel.UNSCORED
 
 
