@@ -12,6 +12,7 @@ Selectors are CSS, or XPath when they start with `/`, `(` or `./`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +27,7 @@ from crawlers.text import canonical_url, html_to_text, site_of
 from listener.config import Limits, SpiderSelectors, SpiderSourceConfig
 from listener.errors import ConfigError
 
-__all__ = ["ConfiguredSpider", "build_settings", "select", "validate_selectors"]
+__all__ = ["ConfiguredSpider", "build_settings", "select", "settings_key", "validate_selectors"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,17 @@ def validate_selectors(source: SpiderSourceConfig) -> None:
             problems.append(f"source {source.name!r}: selectors.{field}: {expression!r} is invalid ({exc})")
     if problems:
         raise ConfigError(problems)
+
+
+def settings_key(source: SpiderSourceConfig) -> str:
+    """A digest of the source's whole section, stored with each page found empty.
+
+    Any change (selectors, URLs, patterns) gives another key, as it makes the
+    running monitor rebuild the source, so pages found empty under the old
+    settings are read again at once, also when the change was made while stopped.
+    """
+    raw = json.dumps(source.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def _strings(selection: SelectorList[Selector]) -> list[str]:
@@ -185,6 +197,7 @@ class ConfiguredSpider(scrapy.Spider):
             "date": _date_value(response, self.selectors.date),
             "language": response.xpath("/html/@lang").get(),
             "text_selector": self.selectors.text,
+            "item_page": ITEM_KEY in response.meta,  # a page of its own, skipped when known empty
         }
 
     def _inline_item(self, response: TextResponse, node: Selector, index: int) -> dict[str, Any]:
@@ -238,6 +251,7 @@ def build_settings(
     state_path: str | None = None,
     crawl_timeout: float = 600.0,
     log_level: str = "INFO",
+    now: float | None = None,
 ) -> dict[str, Any]:
     """Scrapy settings in code, so no Scrapy project is needed on disk."""
     plugins = "crawlers.spider_plugins"
@@ -272,4 +286,6 @@ def build_settings(
         "LISTENER_SOURCE_NAME": source.name,
         "LISTENER_STATE_PATH": state_path,
         "LISTENER_MAX_PAGES": source.max_pages,
+        "LISTENER_SETTINGS_KEY": settings_key(source),
+        "LISTENER_NOW": now,  # the launching process's clock decides which back-offs have ended
     }

@@ -2,11 +2,13 @@
 
 Kept out of the spider so that it only extracts:
 
-* `SkipSeenMiddleware` drops requests for item pages already handed on (read from
-  the fetch state, read-only), so a second poll does not fetch them again.
+* `SkipSeenMiddleware` drops requests for item pages already handed on, and for
+  item pages found without text whose back-off has not ended (read from the fetch
+  state, read-only), so a second poll does not fetch them again.
 * `PageBudgetMiddleware` stops scheduling downloads once `max_pages` pages have
   been requested (robots.txt and skipped pages do not count).
-* `DocumentPipeline` turns raw fields into `Document`s and drops items without text.
+* `DocumentPipeline` turns raw fields into `Document`s and drops items without text;
+  an item page dropped so is listed in the crawl's stats for the launcher to remember.
 * `JsonLinesWriter` writes one JSON document per line to the runner's output.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +25,7 @@ from typing import IO, Any
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, IgnoreRequest
+from scrapy.statscollectors import StatsCollector
 
 from crawlers.spider import ITEM_KEY
 from crawlers.state import FetchState
@@ -37,6 +41,9 @@ class SkipSeenMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.source = str(crawler.settings.get("LISTENER_SOURCE_NAME"))
+        self.settings_key = str(crawler.settings.get("LISTENER_SETTINGS_KEY") or "")
+        now = crawler.settings.get("LISTENER_NOW")
+        self.now = time.time() if now is None else float(now)
         path = crawler.settings.get("LISTENER_STATE_PATH")
         self.state = FetchState(path, readonly=True) if path and Path(path).exists() else None
 
@@ -48,10 +55,17 @@ class SkipSeenMiddleware:
         key = request.meta.get(ITEM_KEY)
         if self.state is None or not key:
             return
-        if self.state.is_seen(self.source, document_id(self.source, key)):
-            if self.crawler.stats is not None:
-                self.crawler.stats.inc_value("listener/skipped_seen")
+        item_id = document_id(self.source, key)
+        if self.state.is_seen(self.source, item_id):
+            self._count("listener/skipped_seen")
             raise IgnoreRequest(f"already read: {request.url}")
+        if self.state.backed_off(self.source, item_id, self.settings_key, self.now):
+            self._count("listener/skipped_empty")
+            raise IgnoreRequest(f"had no text last time, not yet due again: {request.url}")
+
+    def _count(self, stat: str) -> None:
+        if self.crawler.stats is not None:
+            self.crawler.stats.inc_value(stat)
 
 
 class PageBudgetMiddleware:
@@ -81,19 +95,18 @@ class PageBudgetMiddleware:
 class DocumentPipeline:
     """Raw fields -> `Document`; an item with no text is dropped with the reason logged."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, stats: StatsCollector | None = None) -> None:
         self.source = source
+        self.stats = stats
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DocumentPipeline:
-        return cls(str(crawler.settings.get("LISTENER_SOURCE_NAME")))
+        return cls(str(crawler.settings.get("LISTENER_SOURCE_NAME")), crawler.stats)
 
     def process_item(self, item: dict[str, Any], spider: Spider | None = None) -> dict[str, Any]:
         text = (item.get("text") or "").strip()
         if not text:
-            raise DropItem(
-                f"no text at {item.get('url')}: selector {item.get('text_selector')!r} matched nothing"
-            )
+            raise self._no_text(item)
         fetched = datetime.now(UTC)
         published = parse_date(item.get("date"))
         if published is None:
@@ -113,6 +126,28 @@ class DocumentPipeline:
             language=language_tag(item.get("language")),
         )
         return item
+
+    def _no_text(self, item: dict[str, Any]) -> DropItem:
+        """The drop of an item without text; an item page is also listed for the launcher.
+
+        The launcher logs the warning for an item page, with its back-off, once per
+        fetch; Scrapy's own line for it is then only information. Inline items and
+        single-page sources are read on every crawl anyway and keep Scrapy's warning.
+        """
+        reason = f"no text at {item.get('url')}: selector {item.get('text_selector')!r} matched nothing"
+        drop = DropItem(reason)
+        if item.get("item_page") and self.stats is not None:
+            pages = list(self.stats.get_value("listener/empty_pages") or [])
+            pages.append(
+                {
+                    "id": document_id(self.source, item["key"]),
+                    "url": item.get("url"),
+                    "selector": item.get("text_selector"),
+                }
+            )
+            self.stats.set_value("listener/empty_pages", pages)
+            drop.log_level = "INFO"  # read by Scrapy >= 2.13; older ones keep WARNING
+        return drop
 
 
 class JsonLinesWriter:

@@ -3,9 +3,12 @@
     python -m crawlers.spider_runner < job.json
 
 The job (JSON on stdin) holds `source` (a `SpiderSourceConfig`), `limits` (a
-`Limits`), and optionally `state_path`, `crawl_timeout` and `log_level`.
+`Limits`), and optionally `state_path`, `crawl_timeout`, `log_level` and `now`
+(epoch seconds: the launcher's clock, against which back-offs are checked).
 Documents come out on stdout, one JSON object per line; Scrapy's log goes to
-stderr, ending with a `LISTENER-CRAWL {...}` line that summarises the crawl.
+stderr, ending with a `LISTENER-CRAWL {...}` line that summarises the crawl
+(including the item pages found without text, which the launcher remembers:
+this process only reads the fetch state).
 Exit status 0 means the crawl ran; 2 means the job was bad; 3 means no start
 URL could be fetched.
 
@@ -45,6 +48,7 @@ def run_crawl(job: dict[str, Any], output: IO[str]) -> dict[str, Any]:
         state_path=job.get("state_path"),
         crawl_timeout=float(job.get("crawl_timeout") or 600.0),
         log_level=str(job.get("log_level") or "INFO"),
+        now=None if job.get("now") is None else float(job["now"]),
     )
     output.flush()
     settings["LISTENER_OUTPUT_FD"] = output.fileno()
@@ -62,6 +66,8 @@ def run_crawl(job: dict[str, Any], output: IO[str]) -> dict[str, Any]:
         "documents": stats.get("item_scraped_count", 0),
         "dropped": stats.get("item_dropped_count", 0),
         "skipped_seen": stats.get("listener/skipped_seen", 0),
+        "skipped_empty": stats.get("listener/skipped_empty", 0),
+        "empty_pages": stats.get("listener/empty_pages", []),
         "finish_reason": stats.get("finish_reason"),
     }
 

@@ -5,6 +5,13 @@ timeout, reads the documents it prints, and yields those not seen before. Like
 the feed reader it marks nothing seen itself: the caller calls `commit(docs)`
 after publishing, so a crash between the two re-reads the items instead of
 losing them.
+
+An item page that yields no text (an index page matching the item links, a
+paywalled stub, a selector broken by a redesign) is not handed on, so it is never
+seen; instead it is remembered in the fetch state with a back-off (1 h, doubling
+with each empty fetch in a row, at most 7 days) during which crawls skip it
+without spending the page budget. It is tried again after that, and a change of
+the source's settings forgets it at once.
 """
 
 from __future__ import annotations
@@ -14,18 +21,20 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from crawlers.spider import validate_selectors
+from crawlers.spider import settings_key, validate_selectors
 from crawlers.spider_runner import RESULT_MARKER
-from crawlers.state import FetchState
+from crawlers.state import EmptyPage, FetchState
 from listener.config import Limits, SpiderSourceConfig
 from listener.errors import SourceError
 from listener.records import Document
+from listener.textsafe import terminal_safe
 
 __all__ = ["SpiderSource", "default_crawl_timeout"]
 
@@ -54,6 +63,7 @@ class SpiderSource:
         *,
         crawl_timeout: float | None = None,
         log_level: str = "INFO",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         validate_selectors(config)
         self.config = config
@@ -63,6 +73,8 @@ class SpiderSource:
         self.state = state
         self.crawl_timeout = crawl_timeout or default_crawl_timeout(config, limits)
         self.log_level = log_level
+        self.clock = clock  # wall clock, epoch seconds: empty-page back-offs outlive the process
+        self.settings_key = settings_key(config)
         self.last_summary: dict[str, Any] = {}
         self._proc: subprocess.Popen[str] | None = None
         self._closed = False
@@ -83,6 +95,7 @@ class SpiderSource:
                 log.warning("%s: crawl output line %d is not a document: %s", self.name, number, exc)
                 continue
             documents.setdefault(doc.id, doc)
+        self._remember_empty(documents)
         fresh = self.state.unseen(self.name, documents)
         for doc_id, doc in documents.items():
             if doc_id in fresh:
@@ -91,6 +104,32 @@ class SpiderSource:
     def commit(self, documents: Iterable[Document]) -> None:
         """Mark published documents seen; see the module docstring."""
         self.state.mark_seen(self.name, [doc.id for doc in documents])
+
+    def _remember_empty(self, documents: dict[str, Document]) -> None:
+        """Back off item pages that had no text; end the run of those that have text now.
+
+        Written before anything is published: unlike a seen id, a back-off loses
+        nothing if the documents of this poll are never published.
+        """
+        if documents:
+            self.state.forget_empty(self.name, documents)
+        found = {}
+        for page in self.last_summary.get("empty_pages") or []:
+            if isinstance(page, dict) and isinstance(page.get("id"), str):
+                found[page["id"]] = page
+        if not found:
+            return
+        recorded = self.state.record_empty(self.name, found, self.settings_key, when=self.clock())
+        for empty in recorded:
+            page = found[empty.item_id]
+            log.warning(
+                "%s: no text at %s: selector %s matched nothing (%s); not fetched again for %s",
+                self.name,
+                terminal_safe(str(page.get("url"))),
+                terminal_safe(repr(page.get("selector"))),
+                _in_a_row(empty),
+                _duration(empty.backoff),
+            )
 
     def close(self) -> None:
         """Stop a crawl in progress (its items are fetched again next time: nothing was committed)."""
@@ -106,6 +145,7 @@ class SpiderSource:
             "state_path": str(self.state.path),
             "crawl_timeout": self.crawl_timeout,
             "log_level": self.log_level,
+            "now": self.clock(),
         }
 
     def _crawl(self) -> list[str]:
@@ -163,6 +203,15 @@ def _child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONIOENCODING", "utf-8")
     return env
+
+
+def _in_a_row(page: EmptyPage) -> str:
+    return "first time" if page.strikes == 1 else f"{page.strikes} fetches in a row"
+
+
+def _duration(seconds: float) -> str:
+    hours = seconds / 3600.0
+    return f"{hours:.3g} h" if hours < 48 else f"{hours / 24:.3g} days"
 
 
 def _tail(stderr: str, lines: int = 5) -> str:

@@ -3,7 +3,8 @@
 The state lives in one small SQLite file in the data dir (WAL mode, so the spider
 subprocess can read it while the scheduler writes). It holds, per source, the HTTP
 validators for conditional GET, the last poll time and the run of consecutive
-failures that drives back-off, plus the set of item ids already handed on.
+failures that drives back-off, plus the set of item ids already handed on and the
+item pages a spider found without text (so they are not fetched on every crawl).
 
 Validators and seen ids are written together in `commit_poll`, after the caller
 has published the documents: if the process dies before that, the next poll
@@ -21,7 +22,18 @@ from pathlib import Path
 
 from listener.records import Document
 
-__all__ = ["FetchState", "PendingPoll", "SourceState"]
+__all__ = [
+    "EMPTY_BACKOFF_FIRST",
+    "EMPTY_BACKOFF_MAX",
+    "EmptyPage",
+    "FetchState",
+    "PendingPoll",
+    "SourceState",
+    "empty_backoff",
+]
+
+EMPTY_BACKOFF_FIRST = 3600.0  # an item page without text is left alone for an hour ...
+EMPTY_BACKOFF_MAX = 7 * 86400.0  # ... doubling with each empty fetch in a row, up to a week
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS source_state (
@@ -36,6 +48,15 @@ CREATE TABLE IF NOT EXISTS seen (
     source TEXT NOT NULL,
     item_id TEXT NOT NULL,
     seen_at REAL NOT NULL,
+    PRIMARY KEY (source, item_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS empty_page (
+    source TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    strikes INTEGER NOT NULL,
+    last_empty REAL NOT NULL,
+    retry_at REAL NOT NULL,
     PRIMARY KEY (source, item_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS source_cursor (
@@ -56,6 +77,29 @@ class SourceState:
     last_poll: float | None = None  # wall-clock seconds since the epoch
     failures: int = 0
     last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class EmptyPage:
+    """An item page fetched without text: how many times in a row, and when to try it again."""
+
+    item_id: str
+    strikes: int
+    retry_at: float  # wall-clock seconds since the epoch
+
+    @property
+    def backoff(self) -> float:
+        return empty_backoff(self.strikes)
+
+
+def empty_backoff(strikes: int) -> float:
+    """1 h after the first empty fetch, then 2 h, 4 h, ... at most 7 days.
+
+    Doubling keeps a page that is empty for good (an index page matching the item
+    pattern, a paywalled stub) down to a request a week, while a page that gains
+    its text soon after is still read within hours.
+    """
+    return min(EMPTY_BACKOFF_MAX, EMPTY_BACKOFF_FIRST * 2.0 ** min(max(strikes, 1) - 1, 30))
 
 
 @dataclass
@@ -228,15 +272,75 @@ class FetchState:
         return False
 
     def forget_position(self, source: str) -> None:
-        """Drop a source's validators, cursor, poll time and failure run, keeping its seen items.
+        """Drop a source's validators, cursor, poll time, failure run and empty pages, keeping its seen items.
 
         For a source whose settings changed (another URL, another query): the old
         feed's Last-Modified or an API cursor would make the new one skip items,
         and the new settings deserve a poll now rather than after the old back-off.
+        A page found empty under the old selectors may well have text under the new ones.
         """
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM source_state WHERE source = ?", (source,))
             self._conn.execute("DELETE FROM source_cursor WHERE source = ?", (source,))
+            self._conn.execute("DELETE FROM empty_page WHERE source = ?", (source,))
+
+    # --- item pages without text ------------------------------------------------------
+
+    def record_empty(
+        self, source: str, item_ids: Iterable[str], settings: str, when: float | None = None
+    ) -> list[EmptyPage]:
+        """Count one more empty fetch for each item page; return each page's new back-off.
+
+        `settings` identifies the source's configuration: a run of empty fetches
+        under other settings does not count, the page starts again at the first step.
+        """
+        stamp = _now(when)
+        recorded = []
+        with self._lock, self._conn:
+            for item_id in sorted(set(item_ids)):
+                row = self._conn.execute(
+                    "SELECT settings, strikes FROM empty_page WHERE source = ? AND item_id = ?",
+                    (source, item_id),
+                ).fetchone()
+                strikes = int(row[1]) + 1 if row is not None and row[0] == settings else 1
+                page = EmptyPage(item_id, strikes, stamp + empty_backoff(strikes))
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO empty_page VALUES (?, ?, ?, ?, ?, ?)",
+                    (source, item_id, settings, strikes, stamp, page.retry_at),
+                )
+                recorded.append(page)
+        return recorded
+
+    def backed_off(self, source: str, item_id: str, settings: str, now: float | None = None) -> bool:
+        """Whether an item page found empty under these same settings is still to be left alone."""
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT 1 FROM empty_page WHERE source = ? AND item_id = ? AND settings = ?"
+                    " AND retry_at > ?",
+                    (source, item_id, settings, _now(now)),
+                ).fetchone()
+        except sqlite3.OperationalError:  # a read-only file written before this table existed
+            return False
+        return row is not None
+
+    def empty_pages(self, source: str) -> dict[str, EmptyPage]:
+        """The item pages of `source` remembered as empty, by item id."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT item_id, strikes, retry_at FROM empty_page WHERE source = ?", (source,)
+            ).fetchall()
+        return {row[0]: EmptyPage(row[0], int(row[1]), float(row[2])) for row in rows}
+
+    def forget_empty(self, source: str, item_ids: Iterable[str]) -> None:
+        """These pages had text this time: their run of empty fetches is over."""
+        ids = sorted(set(item_ids))
+        with self._lock, self._conn:
+            for chunk in _chunks(ids, 500):
+                self._conn.execute(
+                    f"DELETE FROM empty_page WHERE source = ? AND item_id IN ({','.join('?' * len(chunk))})",
+                    (source, *chunk),
+                )
 
     def get_cursor(self, source: str) -> str | None:
         """Where an API source's last committed poll ended (its own format), if anywhere."""
@@ -250,10 +354,13 @@ class FetchState:
         """Forget items seen before `older_than` (epoch seconds); return how many.
 
         Ids are deterministic, so an item that comes back after pruning turns into
-        an idempotent upsert downstream rather than a duplicate.
+        an idempotent upsert downstream rather than a duplicate. Empty pages whose
+        back-off ended before `older_than` go too (not counted): a page that has been
+        off every listing that long would only start its back-off again at the first step.
         """
         with self._lock, self._conn:
             cursor = self._conn.execute("DELETE FROM seen WHERE seen_at < ?", (older_than,))
+            self._conn.execute("DELETE FROM empty_page WHERE retry_at < ?", (older_than,))
         return cursor.rowcount
 
 
