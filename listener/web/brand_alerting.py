@@ -24,15 +24,15 @@ from listener.config import BrandConfig, OnCallConfig
 from listener.textsafe import terminal_safe
 from listener.web.accounts import User
 from listener.web.brands import (
-    _BAD_NAME,
+    BAD_NAME,
     FieldProblem,
-    _duration_text,
-    _fail,
-    _may_edit,
-    _pydantic_problems,
-    _quote,
-    _settings,
+    duration_text,
+    field_problems,
     find_brand,
+    form_errors,
+    quote_name,
+    require_editor,
+    settings_store,
 )
 from listener.web.security import Csrf, EditorUser
 
@@ -49,7 +49,7 @@ _USER_ID = "not a Slack user id: U or W, then capitals and digits (e.g. U024BE7L
 
 
 def is_archived(request: Request, name: str) -> bool:
-    body = _settings(request).latest(name, "archived")
+    body = settings_store(request).latest(name, "archived")
     return bool(body and body.get("archived"))
 
 
@@ -62,7 +62,7 @@ def check_channel(cfg: BrandConfig, value: str | None) -> tuple[dict[str, Any] |
     try:
         BrandConfig.model_validate({**_fields(cfg), "slack_channel": channel})
     except ValidationError as exc:
-        return None, _pydantic_problems(exc)
+        return None, field_problems(exc)
     return {"slack_channel": channel}, []
 
 
@@ -79,11 +79,11 @@ def check_oncall(
     try:
         rota = OnCallConfig.model_validate({**base, **values})
     except ValidationError as exc:
-        return None, [_friendly(p) for p in _pydantic_problems(exc)]
+        return None, [_friendly(p) for p in field_problems(exc)]
     problems = [
         FieldProblem(f"responders.{i}.name", "no control characters in a name")
         for i, r in enumerate(rota.responders)
-        if _BAD_NAME.search(r.name.replace("/", "")) or len(r.name) > 80
+        if BAD_NAME.search(r.name.replace("/", "")) or len(r.name) > 80
     ]
     return (None, problems) if problems else (rota, [])
 
@@ -134,11 +134,11 @@ def _saved(cfg: BrandConfig, change: Any) -> dict[str, Any]:
 )
 def api_put_channel(request: Request, user: EditorUser, brand: str, body: ChannelIn) -> dict[str, Any]:
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     change, problems = check_channel(cfg, body.slack_channel)
     if change is None:
-        raise _fail(problems)
-    return _saved(cfg, _settings(request).save(cfg.name, "channel", change, user.name))
+        raise form_errors(problems)
+    return _saved(cfg, settings_store(request).save(cfg.name, "channel", change, user.name))
 
 
 @router.put(
@@ -146,11 +146,12 @@ def api_put_channel(request: Request, user: EditorUser, brand: str, body: Channe
 )
 def api_put_oncall(request: Request, user: EditorUser, brand: str, body: dict[str, Any]) -> dict[str, Any]:
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     rota, problems = check_oncall(cfg.oncall, body)
     if rota is None:
-        raise _fail(problems)
-    change = _settings(request).save(cfg.name, "oncall", {"oncall": rota.model_dump(mode="json")}, user.name)
+        raise form_errors(problems)
+    body = {"oncall": rota.model_dump(mode="json")}
+    change = settings_store(request).save(cfg.name, "oncall", body, user.name)
     return _saved(cfg, change)
 
 
@@ -159,19 +160,19 @@ def api_put_oncall(request: Request, user: EditorUser, brand: str, body: dict[st
 )
 def api_delete_oncall(request: Request, user: EditorUser, brand: str) -> dict[str, Any]:
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
-    return _saved(cfg, _settings(request).save(cfg.name, "oncall", {"oncall": None}, user.name))
+    require_editor(user, cfg.name)
+    return _saved(cfg, settings_store(request).save(cfg.name, "oncall", {"oncall": None}, user.name))
 
 
 @router.put("/api/brands/{brand}/archived", tags=["brands"], summary="Archive or restore", dependencies=Csrf)
 def api_put_archived(request: Request, user: EditorUser, brand: str, body: ArchivedIn) -> dict[str, Any]:
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     return _saved(cfg, _archive(request, user, cfg, body.archived))
 
 
 def _archive(request: Request, user: User, cfg: BrandConfig, archived: bool) -> Any:
-    change = _settings(request).save(cfg.name, "archived", {"archived": archived}, user.name)
+    change = settings_store(request).save(cfg.name, "archived", {"archived": archived}, user.name)
     log.info(
         "brands: %s %s by %s",
         terminal_safe(cfg.name, 80),
@@ -188,7 +189,7 @@ def _rota_values(rota: OnCallConfig | None) -> dict[str, str]:
     """The rota as the form shows it: durations as 15m or 7d, lists one row per item."""
     if rota is None:
         return {"digest": "1"}
-    out = {name: _duration_text(getattr(rota, name)) for name in _DURATIONS}
+    out = {name: duration_text(getattr(rota, name)) for name in _DURATIONS}
     out.update(handover_at=rota.handover_at.isoformat(), admins=", ".join(rota.admins))
     out.update(
         digest_day=rota.digest_day, digest_hour=str(rota.digest_hour), digest="1" if rota.digest else ""
@@ -270,15 +271,15 @@ async def channel_submit(request: Request, user: EditorUser, brand: str) -> Any:
     from listener.web.watchterms import edit_response
 
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     typed = str((await request.form()).get("slack_channel", ""))
     change, problems = check_channel(cfg, typed)
     if change is None:
         return edit_response(
             request, cfg, field_errors=_errors(problems), channel_posted=typed, status_code=400
         )
-    _settings(request).save(cfg.name, "channel", change, user.name)
-    return RedirectResponse(f"/watch-terms/{_quote(cfg.name)}?saved=channel#channel", status_code=303)
+    settings_store(request).save(cfg.name, "channel", change, user.name)
+    return RedirectResponse(f"/watch-terms/{quote_name(cfg.name)}?saved=channel#channel", status_code=303)
 
 
 @router.post("/watch-terms/{brand}/oncall", include_in_schema=False, dependencies=Csrf)
@@ -286,25 +287,25 @@ async def oncall_submit(request: Request, user: EditorUser, brand: str) -> Any:
     from listener.web.watchterms import edit_response
 
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     form = await request.form()
     if form.get("action") == "clear":
-        _settings(request).save(cfg.name, "oncall", {"oncall": None}, user.name)
-        return RedirectResponse(f"/watch-terms/{_quote(cfg.name)}?saved=oncall#oncall", status_code=303)
+        settings_store(request).save(cfg.name, "oncall", {"oncall": None}, user.name)
+        return RedirectResponse(f"/watch-terms/{quote_name(cfg.name)}?saved=oncall#oncall", status_code=303)
     values, raw, responders, levels = _posted_rota(form)
     rota, problems = check_oncall(cfg.oncall, values)
     if rota is None:
         errors = _errors([_to_form(p, responders, levels) for p in problems])
         return edit_response(request, cfg, field_errors=errors, rota_posted=raw, status_code=400)
-    _settings(request).save(cfg.name, "oncall", {"oncall": rota.model_dump(mode="json")}, user.name)
-    return RedirectResponse(f"/watch-terms/{_quote(cfg.name)}?saved=oncall#oncall", status_code=303)
+    settings_store(request).save(cfg.name, "oncall", {"oncall": rota.model_dump(mode="json")}, user.name)
+    return RedirectResponse(f"/watch-terms/{quote_name(cfg.name)}?saved=oncall#oncall", status_code=303)
 
 
 @router.post("/watch-terms/{brand}/archive", include_in_schema=False, dependencies=Csrf)
 async def archive_submit(request: Request, user: EditorUser, brand: str) -> Any:
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     archived = (await request.form()).get("archived") == "1"
     _archive(request, user, cfg, archived)
     saved = "archived" if archived else "restored"
-    return RedirectResponse(f"/watch-terms/{_quote(cfg.name)}?saved={saved}", status_code=303)
+    return RedirectResponse(f"/watch-terms/{quote_name(cfg.name)}?saved={saved}", status_code=303)

@@ -29,11 +29,25 @@ from listener.web.accounts import User
 from listener.web.render import page
 from listener.web.security import Csrf, EditorUser, Reader
 
-__all__ = ["FieldProblem", "brand_configs", "brand_names", "edit_context", "find_brand", "router"]
+__all__ = [
+    "BAD_NAME",
+    "FieldProblem",
+    "brand_configs",
+    "brand_names",
+    "duration_text",
+    "edit_context",
+    "field_problems",
+    "find_brand",
+    "form_errors",
+    "quote_name",
+    "require_editor",
+    "router",
+    "settings_store",
+]
 
 router = APIRouter()
 MAX_NAME = 80
-_BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,7 @@ class FieldProblem:
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _settings(request: Request) -> BrandSettingsStore:
+def settings_store(request: Request) -> BrandSettingsStore:
     terms: WatchTermStore = request.app.state.watch_terms
     return BrandSettingsStore(terms.path)
 
@@ -79,18 +93,18 @@ def _configured(request: Request, name: str) -> BrandConfig | None:
     for cfg in request.app.state.config.brands:
         if cfg.name.casefold() == name.casefold():
             return cfg  # type: ignore[no-any-return]
-    for body in _settings(request).added_brands():
+    for body in settings_store(request).added_brands():
         if body["name"].casefold() == name.casefold():
             return BrandConfig.model_validate(body)
     return None
 
 
-def _may_edit(user: User, brand: str) -> None:
+def require_editor(user: User, brand: str) -> None:
     if not user.may_edit_brand(brand):
         raise HTTPException(403, f"your account may not edit {brand}")
 
 
-def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
+def field_problems(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
     out = []
     for error in exc.errors():
         loc = [str(p) for p in error["loc"] if p not in _SOURCE_TAGS]
@@ -105,7 +119,7 @@ _SOURCE_TAGS = {
 }  # fmt: skip
 
 
-def _fail(problems: list[FieldProblem]) -> HTTPException:
+def form_errors(problems: list[FieldProblem]) -> HTTPException:
     return HTTPException(400, [p.__dict__ for p in problems])
 
 
@@ -120,7 +134,7 @@ def check_new_brand(request: Request, name: str, queries: list[str]) -> list[Fie
         problems.append(FieldProblem("name", "a brand needs a name"))
     elif len(name) > MAX_NAME:
         problems.append(FieldProblem("name", f"at most {MAX_NAME} characters"))
-    elif _BAD_NAME.search(name):
+    elif BAD_NAME.search(name):
         problems.append(FieldProblem("name", "no slashes or control characters in a brand name"))
     elif any(b.name.casefold() == name.casefold() for b in brand_configs(request)):
         problems.append(FieldProblem("name", f"there is already a brand called {name!r}"))
@@ -135,7 +149,7 @@ def check_rule(current: AlertRule, values: dict[str, Any]) -> tuple[AlertRule | 
     try:
         return AlertRule.model_validate({**current.model_dump(), **values}), []
     except ValidationError as exc:
-        return None, _pydantic_problems(exc)
+        return None, field_problems(exc)
 
 
 def _secret_fields(section: Any) -> list[str]:
@@ -154,7 +168,7 @@ def check_sources(
         try:
             section = SOURCE_ADAPTER.validate_python(raw)
         except ValidationError as exc:
-            problems += _pydantic_problems(exc, f"added[{index}]")
+            problems += field_problems(exc, f"added[{index}]")
             continue
         if _secret_fields(section):
             problems.append(
@@ -165,7 +179,7 @@ def check_sources(
             )
         sections.append(section)
     for index, section in enumerate(sections):
-        if _BAD_NAME.search(section.name.replace("/", "")):
+        if BAD_NAME.search(section.name.replace("/", "")):
             problems.append(FieldProblem(f"added[{index}].name", "no control characters in a source name"))
     names = [s.name for s in [*base, *sections]]
     for name in sorted({n for n in names if names.count(n) > 1}):
@@ -203,7 +217,7 @@ class SourcesIn(BaseModel):
 
 def _source_rows(request: Request, brand: BrandConfig) -> list[dict[str, Any]]:
     configured = _configured(request, brand.name)
-    change = _settings(request).latest(brand.name, "sources") or {}
+    change = settings_store(request).latest(brand.name, "sources") or {}
     base = list(configured.sources) if configured is not None else []
     added = [SOURCE_ADAPTER.validate_python(raw) for raw in change.get("added", [])]
     disabled = set(change.get("disabled", []))
@@ -228,7 +242,7 @@ def history_rows(request: Request, name: str) -> list[dict[str, Any]]:
     ]
     configured = _configured(request, name)
     previous = (configured.alert if configured is not None else AlertRule()).model_dump(mode="json")
-    for change in reversed(_settings(request).history(name)):  # oldest first, to say what changed
+    for change in reversed(settings_store(request).history(name)):  # oldest first, to say what changed
         detail = _detail(change.body, previous if change.part == "alert" else None)
         if change.part == "alert":
             previous = change.body
@@ -275,15 +289,15 @@ def api_list(request: Request, _user: Reader) -> dict[str, Any]:
 @router.post("/api/brands", tags=["brands"], status_code=201, summary="Add a brand", dependencies=Csrf)
 def api_add(request: Request, user: EditorUser, body: BrandIn) -> dict[str, Any]:
     name, queries = body.name.strip(), [q.strip() for q in body.queries if q.strip()]
-    _may_edit(user, name)
+    require_editor(user, name)
     problems = check_new_brand(request, name, queries)
     if problems:
-        raise _fail(problems)
+        raise form_errors(problems)
     return add_brand(request, user, name, queries)
 
 
 def add_brand(request: Request, user: User, name: str, queries: list[str]) -> dict[str, Any]:
-    change = _settings(request).save(name, "brand", {"name": name, "queries": queries}, user.name)
+    change = settings_store(request).save(name, "brand", {"name": name, "queries": queries}, user.name)
     return {"brand": name, "queries": queries, "author": change.author, "at": change.at.isoformat()}
 
 
@@ -315,11 +329,11 @@ def _archived(request: Request, name: str) -> bool:
 @router.put("/api/brands/{brand}/alert", tags=["brands"], summary="Save a new alert rule", dependencies=Csrf)
 def api_put_alert(request: Request, user: EditorUser, brand: str, body: dict[str, Any]) -> dict[str, Any]:
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     rule, problems = check_rule(cfg.alert, body)
     if rule is None:
-        raise _fail(problems)
-    change = _settings(request).save(cfg.name, "alert", rule.model_dump(mode="json"), user.name)
+        raise form_errors(problems)
+    change = settings_store(request).save(cfg.name, "alert", rule.model_dump(mode="json"), user.name)
     return {"brand": cfg.name, "alert": change.body, "author": change.author, "at": change.at.isoformat()}
 
 
@@ -331,11 +345,11 @@ def api_put_alert(request: Request, user: EditorUser, brand: str, body: dict[str
 )
 def api_put_sources(request: Request, user: EditorUser, brand: str, body: SourcesIn) -> dict[str, Any]:
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     change, problems = check_sources(request, cfg, body.disabled, body.added)
     if change is None:
-        raise _fail(problems)
-    saved = _settings(request).save(cfg.name, "sources", change, user.name)
+        raise form_errors(problems)
+    saved = settings_store(request).save(cfg.name, "sources", change, user.name)
     return {"brand": cfg.name, "sources": _source_rows(request, cfg), "at": saved.at.isoformat()}
 
 
@@ -348,7 +362,7 @@ def api_history(request: Request, _user: Reader, brand: str) -> dict[str, Any]:
 # --- pages --------------------------------------------------------------------------------------
 
 
-def _duration_text(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
@@ -364,7 +378,7 @@ def rule_fields(rule: AlertRule, posted: dict[str, str] | None = None) -> list[d
     out = []
     for name, info in AlertRule.model_fields.items():
         value = getattr(rule, name)
-        shown = _duration_text(value) if name in _DURATIONS else str(value)
+        shown = duration_text(value) if name in _DURATIONS else str(value)
         out.append({"name": name, "help": info.description or "", "value": (posted or {}).get(name) or shown})
     return out
 
@@ -398,7 +412,7 @@ async def add_submit(request: Request, user: EditorUser) -> Any:
 
     form = await request.form()
     name, text = str(form.get("name", "")).strip(), str(form.get("queries", ""))
-    _may_edit(user, name or "?")
+    require_editor(user, name or "?")
     queries = [line.strip() for line in text.splitlines() if line.strip()]
     problems = check_new_brand(request, name, queries)
     if problems:
@@ -412,10 +426,10 @@ async def add_submit(request: Request, user: EditorUser) -> Any:
             field_errors=_errors(problems),
         )
     add_brand(request, user, name, queries)
-    return RedirectResponse(f"/watch-terms/{_quote(name)}?saved=1", status_code=303)
+    return RedirectResponse(f"/watch-terms/{quote_name(name)}?saved=1", status_code=303)
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
     from urllib.parse import quote
 
     return quote(name, safe="")
@@ -426,15 +440,15 @@ async def alert_submit(request: Request, user: EditorUser, brand: str) -> Any:
     from listener.web.watchterms import edit_response
 
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     form = await request.form()
     posted = {name: str(form.get(name, "")) for name in AlertRule.model_fields}
     rule, problems = check_rule(cfg.alert, dict(posted))
     if rule is None:
         errors = _errors(problems)
         return edit_response(request, cfg, rule_posted=posted, field_errors=errors, status_code=400)
-    _settings(request).save(cfg.name, "alert", rule.model_dump(mode="json"), user.name)
-    return RedirectResponse(f"/watch-terms/{_quote(cfg.name)}?saved=alert", status_code=303)
+    settings_store(request).save(cfg.name, "alert", rule.model_dump(mode="json"), user.name)
+    return RedirectResponse(f"/watch-terms/{quote_name(cfg.name)}?saved=alert", status_code=303)
 
 
 @router.post("/watch-terms/{brand}/sources", include_in_schema=False, dependencies=Csrf)
@@ -442,7 +456,7 @@ async def sources_submit(request: Request, user: EditorUser, brand: str) -> Any:
     from listener.web.watchterms import edit_response
 
     cfg = find_brand(request, brand)
-    _may_edit(user, cfg.name)
+    require_editor(user, cfg.name)
     form = await request.form()
     rows = _source_rows(request, cfg)
     enabled = {str(v) for v in form.getlist("enabled")}
@@ -478,8 +492,8 @@ async def sources_submit(request: Request, user: EditorUser, brand: str) -> Any:
         return edit_response(
             request, cfg, field_errors=_errors(problems), sources_posted=dict(form), status_code=400
         )
-    _settings(request).save(cfg.name, "sources", change, user.name)
-    return RedirectResponse(f"/watch-terms/{_quote(cfg.name)}?saved=sources", status_code=303)
+    settings_store(request).save(cfg.name, "sources", change, user.name)
+    return RedirectResponse(f"/watch-terms/{quote_name(cfg.name)}?saved=sources", status_code=303)
 
 
 def _form_field(problem: FieldProblem, origin: dict[int, str]) -> FieldProblem:
