@@ -55,7 +55,6 @@ CREATE TABLE IF NOT EXISTS empty_page (
     item_id TEXT NOT NULL,
     settings TEXT NOT NULL,
     strikes INTEGER NOT NULL,
-    last_empty REAL NOT NULL,
     retry_at REAL NOT NULL,
     PRIMARY KEY (source, item_id)
 ) WITHOUT ROWID;
@@ -305,8 +304,8 @@ class FetchState:
                 strikes = int(row[1]) + 1 if row is not None and row[0] == settings else 1
                 page = EmptyPage(item_id, strikes, stamp + empty_backoff(strikes))
                 self._conn.execute(
-                    "INSERT OR REPLACE INTO empty_page VALUES (?, ?, ?, ?, ?, ?)",
-                    (source, item_id, settings, strikes, stamp, page.retry_at),
+                    "INSERT OR REPLACE INTO empty_page VALUES (?, ?, ?, ?, ?)",
+                    (source, item_id, settings, strikes, page.retry_at),
                 )
                 recorded.append(page)
         return recorded
