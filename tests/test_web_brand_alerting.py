@@ -8,8 +8,6 @@ stand-in.
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +38,7 @@ from listener.watch_versions import LiveMatchStage
 from listener.web.accounts import AccountStore
 from pipelines.store_sqlite import EmbeddedStore
 from tests.store_contract import make_mention
-from tests.webapp import WebWorld, csrf_of
+from tests.webapp import WebWorld, csrf_of, field_errors, web_db
 
 HOSTILE = '<img src=x onerror="window.__x=1"> Evil'
 MONDAY_9 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
@@ -74,18 +72,6 @@ def world(tmp_path: Path, slack: FakeSlack) -> Iterator[WebWorld]:
     store.close()
 
 
-def web_db(world: WebWorld) -> Path:
-    return world.config.data_dir / "web.db"
-
-
-def errors(page: str) -> dict[str, str]:
-    """The error shown next to each field, by the field's name."""
-    return {
-        m.group(1): html.unescape(re.sub(r"<[^>]+>", " ", m.group(2)))
-        for m in re.finditer(
-            r'<span class="field-error" id="err-([^"]+)" role="alert">(.*?)</span>', page, re.S
-        )
-    }
 
 
 def slack_notifier(world: WebWorld) -> SlackNotifier:
@@ -141,7 +127,7 @@ def test_an_editor_gives_a_new_brand_a_channel_and_its_next_alert_is_posted_ther
     )
 
     bad = editor.post("/watch-terms/Zephyro/channel", data={"csrf": token, "slack_channel": "zephyro alerts"})
-    assert bad.status_code == 400 and "#name (no spaces)" in errors(bad.text)["slack_channel"]
+    assert bad.status_code == 400 and "#name (no spaces)" in field_errors(bad.text)["slack_channel"]
     assert 'value="zephyro alerts"' in bad.text
     good = editor.post(
         "/watch-terms/Zephyro/channel", data={"csrf": token, "slack_channel": "#zephyro-alerts"}
@@ -240,17 +226,17 @@ def test_a_bad_slack_user_id_and_an_unknown_escalation_responder_show_next_to_th
     token = csrf_of(editor.get("/watch-terms/Acme").text)
     bad = editor.post("/watch-terms/Acme/oncall", data=rota_form(token, **{"responders.2.slack_user": "lee"}))
     assert bad.status_code == 400
-    shown = errors(bad.text)
+    shown = field_errors(bad.text)
     assert "not a Slack user id" in shown["responders.2.slack_user"]  # the row typed in, blank rows counted
     assert 'name="responders.2.slack_user" value="lee" aria-invalid="true"' in bad.text
     bad = editor.post(
         "/watch-terms/Acme/oncall",
         data=rota_form(token, **{"escalation.0.responder": "Kim", "response_time": "soon"}),
     )
-    shown = errors(bad.text)
+    shown = field_errors(bad.text)
     assert "not a duration" in shown["response_time"]
     bad = editor.post("/watch-terms/Acme/oncall", data=rota_form(token, **{"escalation.0.responder": "Kim"}))
-    assert "'Kim' is not among the responders" in errors(bad.text)["escalation"]
+    assert "'Kim' is not among the responders" in field_errors(bad.text)["escalation"]
     put = editor.put(
         "/api/brands/Acme/oncall",
         json={"responders": [{"name": "Dana", "slack_user": "U0DANA", "token": "xoxb-1"}]},
@@ -393,7 +379,8 @@ def test_hostile_brand_and_responder_names_are_escaped_and_control_characters_re
         assert "<img src=x" not in html and "&lt;img src=x" in html, path
     wiped = rota_form(token, **{"responders.0.name": "Dana\x1b[2J"})
     answer = editor.post("/watch-terms/Acme/oncall", data=wiped)
-    assert answer.status_code == 400 and "control characters" in errors(answer.text)["responders.0.name"]
+    assert answer.status_code == 400
+    assert "control characters" in field_errors(answer.text)["responders.0.name"]
     # A row number no page shows cannot make the server loop over it: it is left out.
     huge = rota_form(token, **{"responders.999999999.name": "X", "responders.999999999.slack_user": "U0X"})
     assert editor.post("/watch-terms/Acme/oncall", data=huge).status_code == 303

@@ -7,7 +7,6 @@ over the same web.db, and are never restarted.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from listener.records import Document, Mention, document_id
 from listener.watch_versions import LiveMatchStage
 from listener.web.accounts import AccountStore
 from pipelines.store_sqlite import EmbeddedStore
-from tests.webapp import WebWorld, csrf_of
+from tests.webapp import WebWorld, csrf_of, field_errors, web_db
 
 HOSTILE = '<img src=x onerror="window.__x=1"> Evil'
 
@@ -49,18 +48,6 @@ def world(tmp_path: Path) -> Iterator[WebWorld]:
     store.close()
 
 
-def web_db(world: WebWorld) -> Path:
-    return world.config.data_dir / "web.db"
-
-
-def errors(html: str) -> dict[str, str]:
-    """The error shown next to each field, by the field's name."""
-    return {
-        m.group(1): re.sub(r"<[^>]+>", " ", m.group(2))
-        for m in re.finditer(
-            r'<span class="field-error" id="err-([^"]+)" role="alert">(.*?)</span>', html, re.S
-        )
-    }
 
 
 def doc(text: str) -> Document:
@@ -88,7 +75,7 @@ def test_an_editor_adds_a_brand_fixes_its_query_and_the_running_pipeline_picks_i
         "/brands", data={"csrf": token, "name": "Zephyro", "queries": "zephyro\nzephyro NEAR/x down"}
     )
     assert bad.status_code == 400
-    shown = errors(bad.text)
+    shown = field_errors(bad.text)
     assert "line 2" in shown["queries"] and "^" in shown["queries"]  # the caret under the column
     assert 'value="Zephyro"' in bad.text  # what was typed is kept
 
@@ -133,7 +120,7 @@ def test_an_editor_tunes_the_alert_rule_and_the_running_spike_stage_uses_it(worl
 
     bad = editor.post("/watch-terms/Acme/alert", data={"csrf": token, "min_count": "0", "window": "five"})
     assert bad.status_code == 400
-    shown = errors(bad.text)
+    shown = field_errors(bad.text)
     assert "greater than or equal to 1" in shown["min_count"]
     assert "not a duration" in shown["window"]
     assert 'name="min_count" value="0" aria-invalid="true"' in bad.text
@@ -179,7 +166,7 @@ def test_an_editor_switches_a_source_off_and_adds_a_feed_and_the_scheduler_follo
         "/watch-terms/Acme/sources",
         data={"csrf": token, "enabled": [], "feed_name": "acme-blog", "feed_url": "ftp://blog.example/rss"},
     )
-    assert bad.status_code == 400 and "http:// or https://" in errors(bad.text)["feed_url"]
+    assert bad.status_code == 400 and "http:// or https://" in field_errors(bad.text)["feed_url"]
     good = editor.post(
         "/watch-terms/Acme/sources",
         data={
@@ -209,12 +196,12 @@ def test_a_source_section_is_validated_like_watch_yaml(world: WebWorld) -> None:
     answer = editor.post(
         "/watch-terms/Acme/sources", data={"csrf": token, "enabled": ["acme-news"], "source_yaml": secret}
     )
-    assert answer.status_code == 400 and "watch.yaml as ${VAR}" in errors(answer.text)["source_yaml"]
+    assert answer.status_code == 400 and "watch.yaml as ${VAR}" in field_errors(answer.text)["source_yaml"]
     spider = "type: spider\nname: acme-site\nstart_urls: [https://acme.example/]\nselectors: {}"
     answer = editor.post(
         "/watch-terms/Acme/sources", data={"csrf": token, "enabled": ["acme-news"], "source_yaml": spider}
     )
-    assert answer.status_code == 400 and "selectors.text" in errors(answer.text)["source_yaml"]
+    assert answer.status_code == 400 and "selectors.text" in field_errors(answer.text)["source_yaml"]
     # A name that another brand uses for a different source is refused, as watch.yaml would be.
     clash = {"type": "feed", "name": "globex-blog", "url": "https://elsewhere.example/rss"}
     put = editor.put("/api/brands/Acme/sources", json={"added": [clash]}, headers={"X-CSRF-Token": token})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,11 +17,23 @@ from listener.web.accounts import AccountStore
 from pipelines.store_sqlite import EmbeddedStore
 from tests.store_contract import make_mention
 
-__all__ = ["PASSWORD", "WebWorld", "csrf_of", "login", "login_form", "make_world", "recent", "seed"]
+__all__ = [
+    "PASSWORD",
+    "WebWorld",
+    "csrf_of",
+    "field_errors",
+    "login",
+    "login_form",
+    "make_world",
+    "recent",
+    "seed",
+    "web_db",
+]
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _LOGIN = re.compile(r'name="login_csrf" value="([^"]+)"')
+_FIELD_ERROR = re.compile(r'<span class="field-error" id="err-([^"]+)" role="alert">(.*?)</span>', re.S)
 
 
 def recent(minutes: float) -> datetime:
@@ -109,3 +122,16 @@ def seed(store: EmbeddedStore) -> None:
             make_mention("globex is hiring", brand="globex", published=recent(60), key="g1"),
         ]
     )
+
+
+def web_db(world: WebWorld) -> Path:
+    """The file the web app keeps accounts and saved brand settings in."""
+    return world.config.data_dir / "web.db"
+
+
+def field_errors(page: str) -> dict[str, str]:
+    """The error shown next to each field of a form page, by the field's name, as a reader sees it."""
+    return {
+        m.group(1): html.unescape(re.sub(r"<[^>]+>", " ", m.group(2)))
+        for m in _FIELD_ERROR.finditer(page)
+    }
