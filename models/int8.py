@@ -2,18 +2,18 @@
 
 torch's dynamic quantization picks each layer's activation scale from the
 whole batch it is given. The same tweet then scores differently depending on
-what it was batched with. Of the 2,000 TweetEval val tweets, 69 changed label
+what it was batched with: of the 2,000 TweetEval val tweets, 69 changed label
 when the same texts were only reordered, and 79 when each was scored alone
-instead of in a batch (none and one with fixed ranges). A mention re-scored later, or scored by another
-process, must get the same label.
+instead of in a batch (with fixed ranges: none and one). A mention re-scored
+later, or scored by another process, must get the same label.
 
 So the shipped model records, for every linear layer, the range of its inputs
 over a calibration sample of training texts (`int8_ranges` in
 `sentiment.json`). At load time each layer quantizes its input with that
 fixed range. Weights are int8 per output channel, and the product comes back
 in fp32 (fbgemm's `linear_with_input_q_dq_qweight_dq_output_fp32`). This was
-at least as accurate on val as dynamic int8 and about as fast (see the README). A model
-directory without recorded ranges keeps dynamic int8.
+at least as accurate on val as dynamic int8 and about as fast (see the
+README). A model directory without recorded ranges keeps dynamic int8.
 """
 
 from __future__ import annotations
