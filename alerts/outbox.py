@@ -1,4 +1,4 @@
-"""The notification outbox: what was sent, where, and what it threads under (SQLite, data dir).
+"""The notification outbox: what was sent, where, and what it threads under.
 
 The alert bus redelivers after a crash, so the notify stage must know, across
 restarts, which `(alert id, status, notifier)` already went out; otherwise a
@@ -17,11 +17,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["Outbox"]
+__all__ = ["MIGRATIONS", "Outbox"]
 
-_SCHEMA = """
+# Schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS outbox (
     alert_id TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -32,15 +34,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated REAL NOT NULL,
     PRIMARY KEY (alert_id, status, notifier)
 );
-"""
+""",
+)
 
 
 class Outbox:
-    """One row per delivery; every write commits at once (autocommit)."""
+    """One row per delivery; every write commits at once.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db = open_db(self.path, _SCHEMA, autocommit=True)
+    On a shared database two `notify` copies may handle one alert during a
+    rebalance: `claim` lets exactly one of them send it.
+    """
+
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "outbox", MIGRATIONS)
 
     def state(self, alert_id: str, status: str, notifier: int) -> str | None:
         row = self._db.execute(
@@ -77,4 +84,5 @@ class Outbox:
         self._db.execute("DELETE FROM outbox WHERE updated < ?", (epoch,))
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()

@@ -49,6 +49,7 @@ __all__ = [
     "MastodonSourceConfig",
     "MastodonStreamSourceConfig",
     "OnCallConfig",
+    "PostgresConfig",
     "RedditSourceConfig",
     "Responder",
     "SitemapSourceConfig",
@@ -57,6 +58,7 @@ __all__ = [
     "SourceConfig",
     "SpiderSelectors",
     "SpiderSourceConfig",
+    "StateConfig",
     "StoreConfig",
     "load_config",
     "parse_duration",
@@ -486,6 +488,40 @@ class StoreConfig(_Section):
     retention: Duration = 365 * 86400.0
 
 
+class PostgresConfig(_Section):
+    """Where shared control state lives when `state.engine` is `postgres`."""
+
+    url: SecretStr = Field(description="postgresql://user:password@host:5432/listener; use ${ENV} for it")
+    pool_size: int = Field(default=5, ge=1, le=100, description="connections per process")
+    connect_timeout: Duration = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if not re.match(r"^(postgresql|postgres)://", text) and "=" not in text:
+            raise ValueError("expected a postgresql:// URL or a libpq 'key=value' string")
+        return value
+
+
+class StateConfig(_Section):
+    """Incidents, silences, outbox, detector state and the rest of the control state.
+
+    `embedded` keeps them in SQLite files in `data_dir` (one machine); `postgres`
+    keeps them in one shared database, so every stage copy and the web app see
+    the same rows.
+    """
+
+    engine: Literal["embedded", "postgres"] = "embedded"
+    postgres: PostgresConfig | None = None
+
+    @model_validator(mode="after")
+    def _postgres_needs_url(self) -> StateConfig:
+        if self.engine == "postgres" and self.postgres is None:
+            raise ValueError("state.engine 'postgres' needs a 'postgres:' section with its url")
+        return self
+
+
 class SlackConfig(_Section):
     bot_token: SecretStr | None = None
     base_url: str | None = Field(default=None, description="Web API base, for Slack-compatible servers")
@@ -506,6 +542,7 @@ class Config(_Section):
     bus: BusConfig = BusConfig()
     store: StoreConfig = StoreConfig()
     slack: SlackConfig = SlackConfig()
+    state: StateConfig = StateConfig()
 
     @field_validator("brands")
     @classmethod

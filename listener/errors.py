@@ -16,6 +16,7 @@ __all__ = [
     "NotifierError",
     "QuerySyntaxError",
     "SourceError",
+    "StateError",
     "StoreError",
 ]
 
@@ -55,6 +56,10 @@ class SourceError(ListenerError):
 
 class BusError(ListenerError):
     """The bus could not accept or deliver records."""
+
+
+class StateError(ListenerError):
+    """The control-state database (SQLite files or PostgreSQL) refused, or its schema is not current."""
 
 
 class StoreError(ListenerError):
