@@ -1,4 +1,4 @@
-"""Incidents: the person-facing side of an alert, in SQLite (`incidents.db` in the data dir).
+"""Incidents: the person-facing side of an alert, on the state seam (component `incidents`).
 
 A firing alert opens exactly one incident (the alert id is unique, so the bus
 redelivering the alert, or two stages both seeing it, changes nothing). An
@@ -9,27 +9,31 @@ reminders, notes, feedback) is appended to an audit trail that is never edited.
 
 Times are epoch seconds passed in by the caller, so escalation and the stats
 can be tested with a clock that jumps fifteen minutes at will.
+
+Several processes act on one incident (the web app, a Slack button, two
+`notify` copies opening it): each state change reads the row `FOR UPDATE` in
+its transaction, so the second of two acknowledgements sees the first's owner.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from listener.errors import IncidentError
 from listener.records import Alert
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, StateRow, ensure_schema, open_state
 
-__all__ = ["Event", "Incident", "IncidentStats", "IncidentStore", "State"]
+__all__ = ["MIGRATIONS", "Event", "Incident", "IncidentStats", "IncidentStore", "State"]
 
 State = Literal["open", "acknowledged", "resolved"]
 
-_SCHEMA = """
+# Schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS incident (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL UNIQUE,
@@ -62,7 +66,8 @@ CREATE TABLE IF NOT EXISTS event (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS event_incident ON event (incident, id);
-"""
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -118,22 +123,11 @@ class IncidentStats:
 
 
 class IncidentStore:
-    """All incident state; every method commits before it returns (autocommit + explicit BEGIN)."""
+    """All incident state; every method commits before it returns."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db = open_db(self.path, _SCHEMA, autocommit=True)
-        self._db.row_factory = sqlite3.Row
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "incidents", MIGRATIONS)
 
     # --- opening and the alert's life -------------------------------------------------
 
@@ -146,9 +140,13 @@ class IncidentStore:
         escalate_at: float | None = None,
         remind_at: float | None = None,
     ) -> tuple[Incident, bool]:
-        """The incident of a firing alert, opened if new; `(incident, opened_now)`."""
-        with self._tx() as db:
-            cursor = db.execute(
+        """The incident of a firing alert, opened if new; `(incident, opened_now)`.
+
+        Two processes opening one alert at once both get the same incident: the
+        alert id is unique, and the second insert does nothing.
+        """
+        with self._db.transaction():
+            inserted = self._db.execute(
                 "INSERT INTO incident (alert_id, brand, rule, state, opened_at, responder, escalate_at,"
                 " remind_at, observed, expected) VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (alert_id) DO NOTHING",
@@ -164,9 +162,12 @@ class IncidentStore:
                     alert.expected,
                 ),
             )
-            opened = cursor.rowcount == 1
-            incident = self._by_alert(alert.id)
-            assert incident is not None
+            opened = inserted.rowcount == 1
+            row = self._db.execute(
+                "SELECT * FROM incident WHERE alert_id = ? FOR UPDATE", (alert.id,)
+            ).fetchone()
+            assert row is not None
+            incident = _incident(row)
             if opened:
                 detail = f"{alert.observed} negative vs {alert.expected:.1f} expected"
                 self._event(incident.id, now, "opened", responder, detail)
@@ -174,26 +175,30 @@ class IncidentStore:
 
     def record_update(self, alert: Alert, now: float) -> Incident | None:
         """A rising count or the spike's end, for the incident's trail (not a state change)."""
-        incident = self._by_alert(alert.id)
-        if incident is None:
-            return None
-        with self._tx() as db:
+        with self._db.transaction():
+            row = self._db.execute(
+                "SELECT id FROM incident WHERE alert_id = ? FOR UPDATE", (alert.id,)
+            ).fetchone()
+            if row is None:
+                return None
+            incident_id = int(row[0])
             if alert.status == "resolved":
-                db.execute(
+                self._db.execute(
                     "UPDATE incident SET spike_ended_at = COALESCE(spike_ended_at, ?), remind_at = NULL"
                     " WHERE id = ?",
-                    (now, incident.id),
+                    (now, incident_id),
                 )
-                self._event(incident.id, now, "spike-ended", None, f"back to {alert.observed}")
+                self._event(incident_id, now, "spike-ended", None, f"back to {alert.observed}")
             else:
-                db.execute(
-                    "UPDATE incident SET observed = MAX(observed, ?) WHERE id = ?",
-                    (alert.observed, incident.id),
+                self._db.execute(
+                    "UPDATE incident SET observed = CASE WHEN observed < ? THEN ? ELSE observed END"
+                    " WHERE id = ?",
+                    (alert.observed, alert.observed, incident_id),
                 )
                 self._event(
-                    incident.id, now, "update", None, f"{alert.observed} negative (update {alert.revision})"
+                    incident_id, now, "update", None, f"{alert.observed} negative (update {alert.revision})"
                 )
-        return self.get(incident.id)
+        return self.get(incident_id)
 
     def attach_message(self, alert_id: str, channel: str, ts: str) -> None:
         """Where the alert was posted, so escalations thread under it and buttons update it."""
@@ -206,8 +211,8 @@ class IncidentStore:
 
     def acknowledge(self, incident_id: int, actor: str, now: float) -> Incident:
         """The first acknowledgement takes ownership; a repeat by the owner is a no-op."""
-        with self._tx() as db:
-            incident = self._require(incident_id)
+        with self._db.transaction():
+            incident = self._require(incident_id, lock=True)
             if incident.state == "acknowledged" and incident.acked_by == actor:
                 return incident
             if incident.state != "open":
@@ -215,7 +220,7 @@ class IncidentStore:
                     f"incident {incident_id} is {incident.state}"
                     + (f" (owned by {incident.acked_by})" if incident.acked_by else "")
                 )
-            db.execute(
+            self._db.execute(
                 "UPDATE incident SET state = 'acknowledged', acked_by = ?, acked_at = ?, escalate_at = NULL"
                 " WHERE id = ?",
                 (actor, now, incident_id),
@@ -229,8 +234,8 @@ class IncidentStore:
         """Only the owner (or an admin) closes it, and says how it was handled."""
         if not note.strip():
             raise IncidentError("a resolution needs a note saying what was done")
-        with self._tx() as db:
-            incident = self._require(incident_id)
+        with self._db.transaction():
+            incident = self._require(incident_id, lock=True)
             if incident.state == "resolved":
                 raise IncidentError(f"incident {incident_id} was already resolved by {incident.resolved_by}")
             admin = actor in admins
@@ -243,7 +248,7 @@ class IncidentStore:
                     f"incident {incident_id} is owned by {incident.acked_by};"
                     " only they or a brand admin may resolve it"
                 )
-            db.execute(
+            self._db.execute(
                 "UPDATE incident SET state = 'resolved', resolved_by = ?, resolved_at = ?, note = ?,"
                 " escalate_at = NULL, remind_at = NULL WHERE id = ?",
                 (actor, now, note, incident_id),
@@ -269,16 +274,19 @@ class IncidentStore:
         return [_incident(row) for row in rows]
 
     def escalated(self, incident_id: int, level: int, now: float, next_at: float | None, detail: str) -> None:
-        with self._tx() as db:
-            db.execute(
+        """The next level was called; an incident acknowledged meanwhile keeps its state."""
+        with self._db.transaction():
+            self._require(incident_id, lock=True)
+            self._db.execute(
                 "UPDATE incident SET level = ?, escalate_at = ? WHERE id = ? AND state = 'open'",
                 (level, next_at, incident_id),
             )
             self._event(incident_id, now, "escalated", None, detail)
 
     def reminded(self, incident_id: int, now: float, next_at: float | None) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE incident SET remind_at = ? WHERE id = ?", (next_at, incident_id))
+        with self._db.transaction():
+            self._require(incident_id, lock=True)
+            self._db.execute("UPDATE incident SET remind_at = ? WHERE id = ?", (next_at, incident_id))
             self._event(incident_id, now, "reminded", None, "")
 
     # --- reading --------------------------------------------------------------------------
@@ -288,7 +296,8 @@ class IncidentStore:
         return None if row is None else _incident(row)
 
     def by_alert(self, alert_id: str) -> Incident | None:
-        return self._by_alert(alert_id)
+        row = self._db.execute("SELECT * FROM incident WHERE alert_id = ?", (alert_id,)).fetchone()
+        return None if row is None else _incident(row)
 
     def find(self, *, state: str | None = None, brand: str | None = None, limit: int = 50) -> list[Incident]:
         where, args = _filters(state=state, brand=brand)
@@ -332,26 +341,25 @@ class IncidentStore:
         """Incidents opened in [since, until), oldest first; one brand when given."""
         where, args = _filters(brand=brand)
         where = f"{where} AND" if where else "WHERE"
+        upper, bound = ("", ()) if until is None else (" AND opened_at < ?", (until,))
         rows = self._db.execute(
-            f"SELECT * FROM incident {where} opened_at >= ? AND opened_at < ? ORDER BY id",
-            (*args, since, float("inf") if until is None else until),
+            f"SELECT * FROM incident {where} opened_at >= ?{upper} ORDER BY id", (*args, since, *bound)
         ).fetchall()
         return [_incident(row) for row in rows]
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
     # --- internals ------------------------------------------------------------------------
 
-    def _by_alert(self, alert_id: str) -> Incident | None:
-        row = self._db.execute("SELECT * FROM incident WHERE alert_id = ?", (alert_id,)).fetchone()
-        return None if row is None else _incident(row)
-
-    def _require(self, incident_id: int) -> Incident:
-        incident = self.get(incident_id)
-        if incident is None:
+    def _require(self, incident_id: int, *, lock: bool = False) -> Incident:
+        """The incident; with `lock`, its row is held until the caller's transaction ends."""
+        sql = "SELECT * FROM incident WHERE id = ?" + (" FOR UPDATE" if lock else "")
+        row = self._db.execute(sql, (incident_id,)).fetchone()
+        if row is None:
             raise IncidentError(f"no incident {incident_id}")
-        return incident
+        return _incident(row)
 
     def _event(self, incident_id: int, at: float, kind: str, actor: str | None, detail: str) -> None:
         self._db.execute(
@@ -361,8 +369,9 @@ class IncidentStore:
 
 
 def _filters(**fields: str | None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause over the given fields; brands match whatever their case."""
     parts = [
-        (f"{name} = ?" if name != "brand" else "brand = ? COLLATE NOCASE", value)
+        (f"{name} = ?" if name != "brand" else "lower(brand) = lower(?)", value)
         for name, value in fields.items()
         if value is not None
     ]
@@ -371,7 +380,7 @@ def _filters(**fields: str | None) -> tuple[str, tuple[Any, ...]]:
     return "WHERE " + " AND ".join(p for p, _ in parts), tuple(v for _, v in parts)
 
 
-def _incident(row: sqlite3.Row) -> Incident:
+def _incident(row: StateRow) -> Incident:
     return Incident(**{name: row[name] for name in Incident.__dataclass_fields__})
 
 
