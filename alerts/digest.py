@@ -12,8 +12,8 @@ mentioned deliberately by their configured Slack id (`<@U…>`); anyone else
 (an admin who resolved from a terminal under their login) is escaped plain
 text, so a name can never ping a channel. Resolution notes are quoted escaped.
 
-`DigestLog` (SQLite, `digests.db`) records each brand's posted week, so the
-monitor's ticks, a restart, or two processes at the hour post it once.
+`DigestLog` (state seam component `digests`) records each brand's posted week,
+so the monitor's ticks and a restart post it once.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from alerts.oncall import OnCall, Roster
 from alerts.response import Desk
 from listener.config import BrandConfig, Config
 from listener.errors import NotifierError
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, ensure_schema, open_state
 from listener.textsafe import terminal_safe
 
 __all__ = [
+    "MIGRATIONS",
     "WEEK",
     "Digest",
     "DigestLog",
@@ -50,6 +51,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WEEK = 7 * 86400.0
+
+# DigestLog's schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS digest (brand TEXT NOT NULL, week_end REAL NOT NULL, "
+    "posted_at REAL NOT NULL, ts TEXT, PRIMARY KEY (brand, week_end))",
+)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -176,15 +183,11 @@ def render_text(digest: Digest) -> str:
 
 
 class DigestLog:
-    """Which brand's week has been posted (SQLite), so the digest goes out once per week."""
+    """Which brand's week has been posted, so the digest goes out once per week."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = open_db(
-            path,
-            "CREATE TABLE IF NOT EXISTS digest (brand TEXT NOT NULL, week_end REAL NOT NULL, "
-            "posted_at REAL NOT NULL, ts TEXT, PRIMARY KEY (brand, week_end))",
-            autocommit=True,
-        )
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "digests", MIGRATIONS)
 
     def posted(self, brand: str, week_end: float) -> bool:
         row = self._db.execute(
@@ -194,12 +197,14 @@ class DigestLog:
 
     def record(self, brand: str, week_end: float, now: float, ts: str | None) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO digest (brand, week_end, posted_at, ts) VALUES (?, ?, ?, ?)",
+            "INSERT INTO digest (brand, week_end, posted_at, ts) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (brand, week_end) DO NOTHING",
             (brand.casefold(), week_end, now, ts),
         )
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
 
 class WeeklyDigest:

@@ -1,4 +1,4 @@
-"""Silences: mute a brand, or one rule of a brand, for a while (SQLite, `silences.db`).
+"""Silences: mute a brand, or one rule of a brand, for a while (state seam component `silences`).
 
 A silence is checked when a spike *fires*. A spike that fired while muted is
 remembered as suppressed, so its later updates and its "resolved" message are
@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from listener.errors import IncidentError
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["Silence", "SilenceStore"]
+__all__ = ["MIGRATIONS", "Silence", "SilenceStore"]
 
-_SCHEMA = """
+# Schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS silence (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     brand TEXT NOT NULL,
@@ -34,7 +36,10 @@ CREATE TABLE IF NOT EXISTS suppressed (
     silence INTEGER NOT NULL,
     at REAL NOT NULL
 );
-"""
+""",
+)
+
+_COLUMNS = "id, brand, rule, starts, ends, created_by, reason, removed_at"
 
 
 @dataclass(frozen=True)
@@ -60,32 +65,35 @@ class Silence:
 
 
 class SilenceStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db = open_db(self.path, _SCHEMA, autocommit=True)
+    """Every silence ever set, and the alerts each one kept quiet; every write commits at once."""
+
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "silences", MIGRATIONS)
 
     def add(
         self, brand: str, duration: float, *, now: float, by: str, rule: str | None = None, reason: str = ""
     ) -> Silence:
         if duration <= 0:
             raise IncidentError("a silence needs a positive duration")
-        cursor = self._db.execute(
-            "INSERT INTO silence (brand, rule, starts, ends, created_by, reason) VALUES (?, ?, ?, ?, ?, ?)",
+        row = self._db.execute(
+            "INSERT INTO silence (brand, rule, starts, ends, created_by, reason) VALUES (?, ?, ?, ?, ?, ?)"
+            f" RETURNING {_COLUMNS}",
             (brand, rule, now, now + duration, by, reason),
-        )
-        assert cursor.lastrowid is not None
-        return self._get(cursor.lastrowid)
+        ).fetchone()
+        assert row is not None
+        return _silence(row)
 
     def remove(self, silence_id: int, *, now: float) -> Silence:
-        cursor = self._db.execute(
+        updated = self._db.execute(
             "UPDATE silence SET removed_at = ? WHERE id = ? AND removed_at IS NULL", (now, silence_id)
         )
-        if cursor.rowcount != 1:
+        if updated.rowcount != 1:
             raise IncidentError(f"no active silence {silence_id}")
         return self._get(silence_id)
 
     def listed(self, *, now: float, include_expired: bool = False) -> list[Silence]:
-        rows = self._db.execute("SELECT * FROM silence ORDER BY id").fetchall()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM silence ORDER BY id").fetchall()
         found = [_silence(row) for row in rows]
         return found if include_expired else [s for s in found if s.active(now)]
 
@@ -94,7 +102,8 @@ class SilenceStore:
 
     def suppress(self, alert_id: str, silence: Silence, now: float) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO suppressed (alert_id, silence, at) VALUES (?, ?, ?)",
+            "INSERT INTO suppressed (alert_id, silence, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (alert_id) DO NOTHING",
             (alert_id, silence.id, now),
         )
 
@@ -103,10 +112,11 @@ class SilenceStore:
         return row is not None
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
     def _get(self, silence_id: int) -> Silence:
-        row = self._db.execute("SELECT * FROM silence WHERE id = ?", (silence_id,)).fetchone()
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM silence WHERE id = ?", (silence_id,)).fetchone()
         if row is None:
             raise IncidentError(f"no silence {silence_id}")
         return _silence(row)

@@ -3,49 +3,84 @@
 A silent source looks exactly like a quiet brand, so the people watching the
 brand hear about it where they already look. `SourceNotices.check()` reads the
 health report (`listener.cli_sources.source_health`), compares each source's
-flags with the last ones it announced (kept in the fetch-state file, so a
-restart neither repeats nor forgets a notice) and posts one line per change to
-the channel of every brand that lists the source (its effective channel: one
-saved in the web app wins over watch.yaml's, without a restart). Names and
-error text are escaped for mrkdwn: an error message can quote a hostile server.
+flags with the last ones it announced (kept in `NoticeLog`, state seam
+component `source_notices`, so a restart neither repeats nor forgets a
+notice) and posts one line per change to the channel of every brand that
+lists the source (its effective channel: one saved in the web app wins over
+watch.yaml's, without a restart). Names and error text are escaped for
+mrkdwn: an error message can quote a hostile server.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts.escalation import Announcer
 from alerts.mrkdwn import escape, escape_text
 from listener.config import Config
+from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["SourceNotices"]
+if TYPE_CHECKING:
+    from listener.datadir import StateDatabases
+
+__all__ = ["MIGRATIONS", "NoticeLog", "SourceNotices"]
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS source_notice (source TEXT PRIMARY KEY, flags TEXT NOT NULL, at REAL)"
+# NoticeLog's schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS source_notice (source TEXT PRIMARY KEY, flags TEXT NOT NULL, at REAL)",
+)
+
+
+class NoticeLog:
+    """The flags last announced per source ("" when it was last announced healthy, or never)."""
+
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "source_notices", MIGRATIONS)
+
+    def flags(self, source: str) -> str:
+        found = self._db.execute("SELECT flags FROM source_notice WHERE source = ?", (source,)).scalar()
+        return "" if found is None else str(found)
+
+    def announced(self, source: str, flags: str, at: float) -> None:
+        self._db.execute(
+            "INSERT INTO source_notice (source, flags, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (source) DO UPDATE SET flags = excluded.flags, at = excluded.at",
+            (source, flags, at),
+        )
+
+    def close(self) -> None:
+        if self._owned:
+            self._db.close()
 
 
 class SourceNotices:
-    def __init__(self, config: Config, announcer: Announcer, *, path: str | Path | None = None) -> None:
+    """Where the announced flags live: `state`'s `source_notices` database when given (the
+    composition root's), else `path` (a `StateDB` or a file; `fetch.db` by default)."""
+
+    def __init__(
+        self,
+        config: Config,
+        announcer: Announcer,
+        *,
+        path: StateDB | str | Path | None = None,
+        state: StateDatabases | None = None,
+    ) -> None:
         from listener.brand_settings import LiveBrands
 
         self.config = config
         self.announcer = announcer
         self.brands = LiveBrands(config.brands, Path(config.data_dir) / "web.db")
-        self._lock = threading.Lock()
-        where = path or Path(config.data_dir) / "fetch.db"
-        self._conn = sqlite3.connect(where, check_same_thread=False, timeout=30)
-        with self._lock, self._conn:
-            self._conn.execute(_SCHEMA)
+        where = path if state is None else state.db("source_notices")
+        self.notices = NoticeLog(Path(config.data_dir) / "fetch.db" if where is None else where)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.notices.close()
 
     def check(self, now: float | None = None) -> int:
         """Post what changed since the last check; return how many messages went out."""
@@ -54,20 +89,11 @@ class SourceNotices:
         sent = 0
         for row in source_health(self.config, now=now):
             flags = ",".join(row["flags"])
-            with self._lock:
-                known = self._conn.execute(
-                    "SELECT flags FROM source_notice WHERE source = ?", (row["source"],)
-                ).fetchone()
-            before = known[0] if known else ""
-            if flags == before:
+            if flags == self.notices.flags(row["source"]):
                 continue
             text = _flagged(row) if flags else _recovered(row)
             sent += self._post(row["brands"], text)
-            with self._lock, self._conn:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO source_notice VALUES (?, ?, ?)",
-                    (row["source"], flags, time.time() if now is None else now),
-                )
+            self.notices.announced(row["source"], flags, time.time() if now is None else now)
         return sent
 
     def _post(self, brands: list[str], text: str) -> int:
