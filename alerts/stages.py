@@ -21,6 +21,7 @@ from alerts.state import DetectorStore
 from listener.config import AlertRule
 from listener.errors import NotifierError
 from listener.records import Alert, Record, ScoredMention
+from listener.statedb import StateDB
 from pipelines.stage import Output
 
 __all__ = ["ALERTS_TOPIC", "DetectStage", "NotifyStage"]
@@ -44,6 +45,11 @@ class DetectStage:
 
     State is saved in one transaction per batch; a batch redelivered after a
     crash is recognised by mention id and not counted twice.
+
+    Several copies may share one database: each batch locks the rows of the
+    brands it evaluates (every configured brand, in one order, so two copies
+    never deadlock) and reloads a brand whose version moved since this copy
+    last saved it. Another copy's spike is then seen, never fired again.
     """
 
     name = "detect"
@@ -56,16 +62,18 @@ class DetectStage:
         self,
         rules: Mapping[str, AlertRule],
         channels: Mapping[str, str | None],
-        state_path: str | Path,
+        state_path: DetectorStore | StateDB | str | Path,
         clock: Callable[[], datetime] = _utcnow,
         settings: DetectorSettings | None = None,
     ) -> None:
         self.rules = {brand.casefold(): (brand, rule) for brand, rule in rules.items()}
         self.channels = {brand.casefold(): channel for brand, channel in channels.items()}
-        self.store = DetectorStore(state_path)
+        self._owns_store = not isinstance(state_path, DetectorStore)  # a given store is its giver's
+        self.store = state_path if isinstance(state_path, DetectorStore) else DetectorStore(state_path)
         self.clock = clock
         self.settings = settings or DetectorSettings()
         self._detectors: dict[str, SpikeDetector] = {}
+        self._versions: dict[str, int] = {}  # the stored version each cached detector matches
 
     def detector(self, brand: str) -> SpikeDetector | None:
         key = brand.casefold()
@@ -73,10 +81,11 @@ class DetectStage:
             return None
         if key not in self._detectors:
             name, rule = self.rules[key]
+            state, self._versions[key] = self.store.load_versioned(name)
             self._detectors[key] = SpikeDetector(
                 name,
                 rule,
-                self.store.load(name),
+                state,
                 clock=self.clock,
                 settings=self.settings,
                 channel=self.channels.get(key),
@@ -86,11 +95,21 @@ class DetectStage:
     def handle(self, records: Sequence[Record]) -> list[Output]:
         try:
             with self.store.transaction():
+                self._claim()
                 return self._handle(records)
         except BaseException:
             # In-memory state may be ahead of the rolled-back file; reload it next time.
             self._detectors.clear()
+            self._versions.clear()
             raise
+
+    def _claim(self) -> None:
+        """Lock every brand this batch evaluates; forget detectors another copy has moved past."""
+        for key in sorted(self.rules):
+            version = self.store.lock(self.rules[key][0])
+            if key in self._detectors and self._versions.get(key) != version:
+                log.info("detect: %s changed elsewhere; reloading its state", self.rules[key][0])
+                del self._detectors[key]
 
     def _handle(self, records: Sequence[Record]) -> list[Output]:
         for record in records:
@@ -119,14 +138,15 @@ class DetectStage:
                 )
                 self.store.log_alert(alert)
                 outputs.append(Output(topic=ALERTS_TOPIC, key=alert.brand, record=alert))
-            self.store.save(detector.brand, detector.state)
+            self._versions[key] = self.store.save(detector.brand, detector.state)
             horizon = detector.prune_horizon()
             if horizon is not None:
                 self.store.forget_seen_before(detector.brand, horizon)
         return outputs
 
     def close(self) -> None:
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
 
 class NotifyStage:

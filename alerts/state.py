@@ -1,28 +1,36 @@
-"""Persisted spike-detector state: one small SQLite file in the data dir.
+"""Persisted spike-detector state, on the state seam (component `detector`).
 
 A restart must neither forget the baseline (and alert on the first busy hour)
 nor forget an open spike (and post it again). Each batch is one transaction:
 the mention ids seen, the per-brand counts and the open alert are committed
 together, so a batch redelivered after a crash is recognised mention by
 mention and counted once.
+
+Several `detect` copies may share the database (a consumer group splits the
+brands, and during a rebalance two copies briefly handle one brand). Each
+brand's row carries a version that every save bumps; a copy locks the rows a
+batch touches and trusts its in-memory detector only while the version is the
+one it last saw, so it never acts on state another copy has moved on from.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from listener.records import Alert, ScoredMention
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["BrandState", "DetectorStore", "OpenSpike", "SpikeMark", "read_spikes"]
+__all__ = ["MIGRATIONS", "BrandState", "DetectorStore", "OpenSpike", "SpikeMark", "read_spikes"]
 
-_SCHEMA = """
+# Schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS brand_state (
     brand TEXT PRIMARY KEY,
     state TEXT NOT NULL
@@ -45,7 +53,10 @@ CREATE TABLE IF NOT EXISTS spike_log (
     expected REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spike_log_brand ON spike_log (brand, started);
-"""
+""",
+    # Bumped by every save, so a copy can tell its cached detector is stale.
+    "ALTER TABLE brand_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+)
 
 
 @dataclass
@@ -131,49 +142,66 @@ def _per_bucket(raw: dict[str, dict[str, int]] | None) -> dict[int, dict[str, in
 
 
 class DetectorStore:
-    """SQLite-backed state; use `transaction()` around each batch."""
+    """Detector state per brand; use `transaction()` around each batch."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db = open_db(self.path, _SCHEMA, autocommit=True)
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "detector", MIGRATIONS)
 
     def load(self, brand: str) -> BrandState:
-        row = self._db.execute("SELECT state FROM brand_state WHERE brand = ?", (brand,)).fetchone()
-        return BrandState() if row is None else BrandState.from_json(row[0])
+        return self.load_versioned(brand)[0]
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def load_versioned(self, brand: str) -> tuple[BrandState, int]:
+        """The brand's state and the version it was saved at (0: never saved)."""
+        row = self._db.execute("SELECT state, version FROM brand_state WHERE brand = ?", (brand,)).fetchone()
+        return (BrandState(), 0) if row is None else (BrandState.from_json(row[0]), int(row[1]))
+
+    def lock(self, brand: str) -> int:
+        """Hold the brand's row until the transaction ends and return its version.
+
+        A brand never saved gets an empty row first, so there is a row to lock
+        and two copies cannot both start it from nothing.
+        """
+        sql = "SELECT version FROM brand_state WHERE brand = ? FOR UPDATE"
+        version = self._db.execute(sql, (brand,)).scalar()
+        if version is None:
+            self._db.execute(
+                "INSERT INTO brand_state (brand, state, version) VALUES (?, ?, 0)"
+                " ON CONFLICT (brand) DO NOTHING",
+                (brand, BrandState().to_json()),
+            )
+            version = self._db.execute(sql, (brand,)).scalar()
+        return int(version)
+
+    def transaction(self) -> AbstractContextManager[None]:
         """All writes inside commit together, or not at all when the block raises."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return self._db.transaction()
 
     def first_sighting(self, brand: str, mention_id: str, bucket: int) -> bool:
         """True the first time this mention is offered; redeliveries return False."""
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO seen_mention (brand, mention_id, bucket) VALUES (?, ?, ?)",
+        inserted = self._db.execute(
+            "INSERT INTO seen_mention (brand, mention_id, bucket) VALUES (?, ?, ?)"
+            " ON CONFLICT (brand, mention_id) DO NOTHING",
             (brand, mention_id, bucket),
         )
-        return cursor.rowcount == 1
+        return inserted.rowcount == 1
 
-    def save(self, brand: str, state: BrandState) -> None:
-        self._db.execute(
-            "INSERT INTO brand_state (brand, state) VALUES (?, ?) "
-            "ON CONFLICT (brand) DO UPDATE SET state = excluded.state",
+    def save(self, brand: str, state: BrandState) -> int:
+        """Store the state; the version it is saved at."""
+        version = self._db.execute(
+            "INSERT INTO brand_state (brand, state, version) VALUES (?, ?, 1) ON CONFLICT (brand)"
+            " DO UPDATE SET state = excluded.state, version = brand_state.version + 1 RETURNING version",
             (brand, state.to_json()),
-        )
+        ).scalar()
+        return int(version)
 
     def log_alert(self, alert: Alert) -> None:
         """Every spike the detector fired, kept beyond the baseline (silenced ones and those
         without an incident too), so dashboards can mark them; in the batch's transaction."""
         if alert.status == "firing":
             self._db.execute(
-                "INSERT OR IGNORE INTO spike_log (alert_id, brand, rule, started, fired_at, peak, expected)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO spike_log (alert_id, brand, rule, started, fired_at, peak, expected)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO NOTHING",
                 (
                     alert.id,
                     alert.brand.casefold(),
@@ -186,7 +214,8 @@ class DetectorStore:
             )
         elif alert.status == "update":
             self._db.execute(
-                "UPDATE spike_log SET peak = max(peak, ?) WHERE alert_id = ?", (alert.observed, alert.id)
+                "UPDATE spike_log SET peak = CASE WHEN peak < ? THEN ? ELSE peak END WHERE alert_id = ?",
+                (alert.observed, alert.observed, alert.id),
             )
         else:
             self._db.execute(
@@ -198,7 +227,8 @@ class DetectorStore:
         self._db.execute("DELETE FROM seen_mention WHERE brand = ? AND bucket < ?", (brand, bucket))
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
 
 @dataclass(frozen=True)
@@ -213,26 +243,38 @@ class SpikeMark:
     expected: float
 
 
-def read_spikes(path: str | Path, brand: str, since: float, until: float) -> list[SpikeMark]:
+_SPIKES = (
+    "SELECT alert_id, rule, started, ended, peak, expected FROM spike_log WHERE brand = ?"
+    " AND started < ? AND (ended IS NULL OR ended >= ?) ORDER BY started"
+)
+
+
+def read_spikes(source: StateDB | str | Path, brand: str, since: float, until: float) -> list[SpikeMark]:
     """Spikes of `brand` overlapping [since, until), oldest first; none when there is no state yet.
 
-    Opened read-only, so a reader (the web app) never creates or locks the detector's file.
+    A reader (the web app) never creates or migrates the detector's tables: a
+    file is opened read-only, and a database without them yet reads as empty.
     """
-    path = Path(path)
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute(
-            "SELECT alert_id, rule, started, ended, peak, expected FROM spike_log WHERE brand = ?"
-            " AND started < ? AND (ended IS NULL OR ended >= ?) ORDER BY started",
-            (brand.casefold(), until, since),
-        ).fetchall()
-    except sqlite3.OperationalError:  # a detector file from before the spike log
-        return []
-    finally:
-        db.close()
+    params = (brand.casefold(), until, since)
+    if isinstance(source, str | Path):
+        rows = _read_file(Path(source), params)
+    elif source.schema_version("detector") == 0:
+        rows = []
+    else:
+        rows = list(source.execute(_SPIKES, params).fetchall())
     return [
         SpikeMark(a, r, float(s), None if e is None else float(e), int(p), float(x))
         for a, r, s, e, p, x in rows
     ]
+
+
+def _read_file(path: Path, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        return list(db.execute(_SPIKES, tuple(params)).fetchall())
+    except sqlite3.OperationalError:  # a detector file from before the spike log
+        return []
+    finally:
+        db.close()
