@@ -17,6 +17,7 @@ from listener.cli_common import config_option, load_or_exit
 from listener.config import parse_duration
 from listener.errors import ListenerError, QuerySyntaxError
 from listener.textsafe import terminal_safe
+from listener.wiring import STAGES
 
 __all__ = ["main"]
 
@@ -56,8 +57,21 @@ def config_check(file: Path) -> None:
 @config_option
 @click.option(
     "--stage",
-    type=click.Choice(["crawl", "match", "classify", "index", "detect", "notify"]),
-    help="run only this stage, as one member of its consumer group (default: every stage)",
+    type=click.Choice(STAGES),
+    help="run only this stage, as one member of its consumer group (default: every stage in one process;"
+    " crawl: the sources; incidents: escalation, reminders, digest; web: the web app;"
+    " interactivity: Slack's buttons)",
+)
+@click.option(
+    "--web-host", default="127.0.0.1", show_default=True, envvar="LISTENER_WEB_HOST", help="with --stage web"
+)
+@click.option(
+    "--web-port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="LISTENER_WEB_PORT",
+    help="with --stage web",
 )
 @click.option(
     "--metrics-port",
@@ -66,7 +80,14 @@ def config_check(file: Path) -> None:
     help="serve Prometheus /metrics and /healthz on this port (default: off)",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, envvar="LISTENER_METRICS_HOST")
-def run(config_path: Path, stage: str | None, metrics_port: int | None, metrics_host: str) -> None:
+def run(
+    config_path: Path,
+    stage: str | None,
+    web_host: str,
+    web_port: int,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Run every stage (or one, with --stage) on the configured engines until interrupted."""
     from listener.app import Monitor
     from models.loader import load_classifier
@@ -86,6 +107,7 @@ def run(config_path: Path, stage: str | None, metrics_port: int | None, metrics_
                 stop,
                 classifier_factory=lambda: load_classifier(cfg.classifier),
                 metrics=None if metrics_port is None else (metrics_host, metrics_port),
+                web=(web_host, web_port),
             )
         except KeyboardInterrupt:
             stop.set()
@@ -221,9 +243,10 @@ main.add_command(train)
 main.add_command(evaluate)
 main.add_command(feedback)
 
-from listener.cli_ops import dlq, reindex_command  # noqa: E402  (registered last, after main exists)
+from listener.cli_ops import dlq, migrate_command, reindex_command  # noqa: E402  (registered last)
 
 main.add_command(dlq)
+main.add_command(migrate_command)
 main.add_command(reindex_command)
 
 from listener.cli_web import serve, users  # noqa: E402  (registered last, after main exists)

@@ -23,7 +23,7 @@ from listener.ops import (
 )
 from listener.textsafe import terminal_safe
 
-__all__ = ["dlq", "reindex_command"]
+__all__ = ["dlq", "migrate_command", "reindex_command"]
 
 def _fail(exc: ListenerError | ValueError) -> NoReturn:
     click.echo(f"error: {terminal_safe(str(exc), 2000)}", err=True)
@@ -141,3 +141,32 @@ def reindex_command(config_path: Path, source: str, target: str, batch: int) -> 
         src.close()
         dst.close()
     click.echo(f"reindexed {copied} mention(s) from {source} to {target}")
+
+
+@click.command("migrate")
+@config_option
+def migrate_command(config_path: Path) -> None:
+    """Bring the state database's tables to this version's schema (run once per upgrade).
+
+    The embedded SQLite files migrate themselves when opened; a shared PostgreSQL
+    database is migrated only by this command, before the new services start.
+    """
+    from listener.datadir import StateDatabases
+    from listener.wiring import migrate
+
+    cfg = load_or_exit(config_path)
+    state = StateDatabases.from_config(cfg)
+    try:
+        applied = migrate(state)
+    except ListenerError as exc:
+        _fail(exc)
+    finally:
+        state.close()
+    where = "PostgreSQL" if cfg.state.engine == "postgres" else str(cfg.data_dir)
+    changed = {name: n for name, n in applied.items() if n}
+    if not changed:
+        click.echo(f"state in {where}: every component is current ({len(applied)} components)")
+        return
+    for name, n in sorted(changed.items()):
+        click.echo(f"{name}: {n} schema step(s) applied")
+    click.echo(f"state in {where}: migrated")

@@ -31,7 +31,7 @@ COMPONENT_FILES: dict[str, str] = {
     "stories": "stories.db",
     "fetch": "fetch.db",
     "source_health": "fetch.db",
-    "source_notices": "source_notices.db",
+    "source_notices": "fetch.db",
     "digests": "digests.db",
 }
 

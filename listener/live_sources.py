@@ -20,6 +20,7 @@ from crawlers.state import FetchState
 from listener.brand_settings import BrandsWatcher
 from listener.config import BrandConfig, Limits
 from listener.errors import ListenerError
+from listener.statedb import StateDB
 from listener.textsafe import terminal_safe
 
 __all__ = ["SourceSync"]
@@ -34,7 +35,7 @@ class SourceSync:
         self,
         scheduler: Scheduler,
         brands: Sequence[BrandConfig],
-        path: Path,
+        settings: StateDB | Path,
         limits: Limits,
         state: FetchState,
         *,
@@ -43,7 +44,7 @@ class SourceSync:
         self.scheduler = scheduler
         self.limits = limits
         self.state = state
-        self.watcher = BrandsWatcher(brands, path, check_every_s)
+        self.watcher = BrandsWatcher(brands, settings, check_every_s)
         self.running: dict[str, Any] = sections_by_name(brands)
 
     def check(self) -> None:

@@ -27,20 +27,16 @@ from alertstory import T0, Clock, oncall_rota, scored
 from slack_server import TOKEN, FakeSlack, fake_slack
 from slackactions import SECRET, button, encode, press, send, signed, submission
 
-from alerts.digest import incidents_stage
+from alerts.escalation import EscalationStage
 from alerts.incidents import IncidentStore
-from alerts.interactivity import InteractivityServer
-from alerts.outbox import Outbox
-from alerts.response import Desk
-from alerts.slack import SlackNotifier
 from alerts.stages import DetectStage, NotifyStage
-from listener.app import _default_notifiers
 from listener.config import Config, load_config
 from listener.demo.config import DEMO_QUERIES, write_demo_config
 from listener.demo.world import HORIZON, World, WorldItem, build_world
 from listener.query.matcher import Matcher
 from listener.query.parser import parse_watch_query
 from listener.records import Alert, ScoredMention, SentimentLabel
+from listener.wiring import Wiring
 
 BRAND = "Zephyro Fiber"
 ONCALL = oncall_rota("#zephyro-escalations")
@@ -110,29 +106,15 @@ def test_the_demo_outage_is_owned_escalated_acknowledged_and_resolved(tmp_path: 
 
     with fake_slack() as slack:
         config = demo_config(tmp_path, slack.url)
-        notifiers = _default_notifiers(config)
-        (notifier,) = [n for n in notifiers if isinstance(n, SlackNotifier)]
-        # The stages after classification, as `Monitor.build_stages` wires them, on the world's clock.
-        detect = DetectStage(
-            rules={b.name: b.alert for b in config.brands},
-            channels={b.name: b.slack_channel for b in config.brands},
-            state_path=config.data_dir / "detector.db",
-            clock=clock,
-        )
-        notify = NotifyStage(
-            notifiers,
-            outbox=Outbox(config.data_dir / "outbox.db"),
-            desk=Desk.open_dir(config.data_dir, config, now),
-        )
-        escalation = incidents_stage(config, notifier)
-        escalation.desk.clock = now
-        endpoint = InteractivityServer(
-            Desk.open_dir(config.data_dir, config, now),
-            notifier,
-            SECRET,
-            config.slack.interactivity_host,
-            config.slack.interactivity_port,  # 0 in this config: any free loopback port
-        ).start()
+        # The stages after classification, as the monitor and the stage processes wire them,
+        # on the world's clock (no model is loaded: sentiment is the items' true tone).
+        wiring = Wiring(config, classifier_factory=lambda: None, clock=now)  # type: ignore[arg-type,return-value]
+        detect, notify, escalation = (wiring.stage(n) for n in ("detect", "notify", "incidents"))
+        assert isinstance(detect, DetectStage) and isinstance(notify, NotifyStage)
+        assert isinstance(escalation, EscalationStage)
+        endpoint = wiring.interactivity()  # interactivity_port 0 in this config: any free loopback port
+        assert endpoint is not None
+        endpoint.start()
         try:
             alerts: list[Alert] = []
             for batch in minutes(world, found, clock):
@@ -206,3 +188,4 @@ def test_the_demo_outage_is_owned_escalated_acknowledged_and_resolved(tmp_path: 
             detect.close()
             notify.close()
             escalation.close()
+            wiring.close()

@@ -18,7 +18,7 @@ import yaml
 
 from listener.cli import main
 from listener.config import load_config
-from listener.stage_process import STAGES
+from listener.wiring import STAGES
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 
@@ -28,6 +28,13 @@ def compose() -> dict[str, Any]:
     loaded = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     assert isinstance(loaded, dict)
     return loaded
+
+
+@pytest.fixture(autouse=True)
+def state_url(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state URL compose gives every service (with the default password filled in)."""
+    url = compose["services"]["migrate"]["environment"]["LISTENER_STATE_URL"]
+    monkeypatch.setenv("LISTENER_STATE_URL", url.replace("${POSTGRES_PASSWORD:-listener}", "listener"))
 
 
 def parse_cli(argv: list[str]) -> tuple[click.Context, click.Context]:
@@ -53,24 +60,33 @@ def test_every_stage_has_a_service_running_it_on_the_mounted_config(compose: dic
         assert host_side.resolve() == (DOCKER / "watch.yaml").resolve()
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
         assert service["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert service["environment"]["LISTENER_METRICS_PORT"] == "9100"
+        assert "LISTENER_STATE_URL" in service["environment"]
 
 
-def test_classify_scales_and_stateful_stages_keep_their_own_volume(compose: dict[str, Any]) -> None:
+def test_every_copy_shares_state_in_postgres_and_keeps_only_caches_locally(compose: dict[str, Any]) -> None:
     services = compose["services"]
     # --scale needs no fixed name and no host port, which several replicas could not share.
     for stage in STAGES:
-        assert "container_name" not in services[stage] and "ports" not in services[stage]
-    assert all(not m.endswith(":/data") for m in services["classify"]["volumes"]), "classify is stateless"
-    for stage, volume in (("crawl", "crawl-data"), ("detect", "detect-data"), ("notify", "notify-data")):
-        assert f"{volume}:/data" in services[stage]["volumes"]
-        assert volume in compose["volumes"]
+        if stage != "web":
+            assert "container_name" not in services[stage] and "ports" not in services[stage]
+        data = [m.split(":")[0] for m in services[stage]["volumes"] if m.endswith(":/data")]
+        assert data in ([], ["model-cache"]), f"{stage} keeps state in a volume of its own: {data}"
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert "pg-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    _, ctx = parse_cli(services["migrate"]["command"])
+    assert ctx.info_name == "migrate"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert all(p.startswith("127.0.0.1:") for p in services["web"]["ports"])
     partitions = load_config(DOCKER / "watch.yaml").bus.kafka.partitions
     assert partitions >= 4, "--scale classify=4 needs at least four partitions to give each replica work"
 
 
 def test_the_mounted_config_points_every_stage_at_the_compose_services(compose: dict[str, Any]) -> None:
     cfg = load_config(DOCKER / "watch.yaml")
+    assert cfg.state.engine == "postgres" and cfg.state.postgres is not None
+    assert "@postgres:5432/" in cfg.state.postgres.url.get_secret_value()
     assert cfg.bus.engine == "kafka" and cfg.store.engine == "elasticsearch"
     assert str(cfg.data_dir) == "/data"
     kafka = compose["services"]["kafka"]["environment"]

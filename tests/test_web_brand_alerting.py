@@ -28,7 +28,6 @@ from crawlers.factory import build_sources
 from crawlers.health import HealthLog
 from crawlers.scheduler import Scheduler
 from crawlers.state import FetchState
-from listener.app import _default_notifiers
 from listener.brand_settings import LiveBrands, LiveDetectStage
 from listener.config import Config
 from listener.live_sources import SourceSync
@@ -36,6 +35,7 @@ from listener.records import Alert, Document, Mention, document_id
 from listener.stage_process import build_stage
 from listener.watch_versions import LiveMatchStage
 from listener.web.accounts import AccountStore
+from listener.wiring import Wiring
 from pipelines.store_sqlite import EmbeddedStore
 from tests.store_contract import make_mention
 from tests.webapp import WebWorld, csrf_of, field_errors, web_db
@@ -76,8 +76,9 @@ def world(tmp_path: Path, slack: FakeSlack) -> Iterator[WebWorld]:
 
 def slack_notifier(world: WebWorld) -> SlackNotifier:
     """The monitor's own Slack notifier (the `notify` stage builds the same one)."""
-    found = [n for n in _default_notifiers(world.config) if isinstance(n, SlackNotifier)]
-    return found[0]
+    slack = Wiring(world.config, classifier_factory=lambda: None).slack  # type: ignore[arg-type,return-value]
+    assert slack is not None
+    return slack
 
 
 def rota_form(token: str, **extra: str) -> dict[str, str]:
