@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alerts.escalation import Announcer, EscalationStage
+from alerts.escalation import Announcer
 from alerts.incidents import Incident, IncidentStats, IncidentStore
 from alerts.mrkdwn import escape, escape_text
 from alerts.oncall import OnCall, Roster
-from alerts.response import Desk
-from listener.config import BrandConfig, Config
+from listener.config import BrandConfig
 from listener.errors import NotifierError
 from listener.statedb import StateDB, ensure_schema, open_state
 from listener.textsafe import terminal_safe
@@ -42,7 +41,6 @@ __all__ = [
     "Person",
     "WeeklyDigest",
     "build_digest",
-    "incidents_stage",
     "render_mrkdwn",
     "render_text",
     "week_ending",
@@ -258,20 +256,3 @@ class WeeklyDigest:
 
     def close(self) -> None:
         self.log.close()
-
-
-def incidents_stage(config: Config, announcer: Announcer | None) -> EscalationStage:
-    """The monitor's incidents stage; with Slack, it also posts the weekly digests on its ticks."""
-    from listener.brand_settings import LiveBrands
-
-    desk = Desk.open_dir(config.data_dir, config)
-    if announcer is None:
-        return EscalationStage(desk, None)
-    weekly = WeeklyDigest(
-        desk.incidents,
-        LiveBrands(config.brands, config.data_dir / "web.db").current,
-        announcer,
-        DigestLog(config.data_dir / "digests.db"),
-        config.slack.default_channel,
-    )
-    return EscalationStage(desk, announcer, weekly)

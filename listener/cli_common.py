@@ -7,14 +7,17 @@ it without a circular import.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from listener.config import Config, load_config
-from listener.errors import ConfigError
+from listener.datadir import StateDatabases
+from listener.errors import ConfigError, StateError
 
-__all__ = ["DEFAULT_CONFIG", "config_option", "load_or_exit"]
+__all__ = ["DEFAULT_CONFIG", "config_option", "load_or_exit", "state_of"]
 
 DEFAULT_CONFIG = os.environ.get("LISTENER_CONFIG", "watch.yaml")
 
@@ -37,3 +40,20 @@ def load_or_exit(config_path: Path) -> Config:
         for problem in exc.problems:
             click.echo(problem, err=True)
         raise SystemExit(2) from None
+
+
+@contextmanager
+def state_of(config: Config) -> Iterator[StateDatabases]:
+    """The state databases `config` names, closed afterwards; a refusal exits 1 with its reason.
+
+    A command reads the same rows as the running stages: the data dir's files, or
+    the shared PostgreSQL database of the distributed deployment.
+    """
+    state = StateDatabases.from_config(config)
+    try:
+        yield state
+    except StateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    finally:
+        state.close()

@@ -191,13 +191,13 @@ def feedback_export(config_path: Path, out: Path | None, fmt: str, brand: str | 
         for problem in exc.problems:
             click.echo(problem, err=True)
         raise SystemExit(2) from None
-    store = FeedbackStore(cfg.data_dir / "feedback.db")
-    try:
+    from listener.cli_common import state_of
+
+    with state_of(cfg) as state:
+        store = FeedbackStore(state.db("sentiment_feedback"))
         if out is None:
             count = store.export(sys.stdout, fmt=fmt, brand=brand)
         else:
             with out.open("w", encoding="utf-8", newline="") as handle:
                 count = store.export(handle, fmt=fmt, brand=brand)
-    finally:
-        store.close()
     click.echo(f"{count} correction(s) exported", err=True)

@@ -26,17 +26,15 @@ __all__ = ["stories"]
 @click.option("--json", "as_json", is_flag=True)
 def stories(config_path: Path | None, brand: str | None, since: str, limit: int, as_json: bool) -> None:
     """Near-duplicate mentions grouped into stories, biggest first."""
-    from listener.cli_common import DEFAULT_CONFIG, load_or_exit
+    from listener.cli_common import DEFAULT_CONFIG, load_or_exit, state_of
     from listener.stories import StoryIndex
 
     config = load_or_exit(config_path or Path(DEFAULT_CONFIG))
     brands = [brand] if brand else [b.name for b in config.brands]
     after = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
-    index = StoryIndex(config.data_dir / "stories.db")
-    try:
+    with state_of(config) as state:
+        index = StoryIndex(state.db("stories"))
         found = {name: index.stories(name, since=after, limit=limit) for name in brands}
-    finally:
-        index.close()
     if as_json:
         out = {name: [_plain(s) for s in items] for name, items in found.items()}
         click.echo(json.dumps(out, indent=2))

@@ -221,6 +221,8 @@ class SqliteStateDB:
             self._conn.execute("COMMIT")
 
     def migrate(self, component: str, steps: Sequence[str]) -> int:
+        if self.schema_version(component) == len(steps):
+            return 0  # the common case, every time a store opens: no write lock taken
         with self.transaction():
             self._conn.execute(_MIGRATIONS_TABLE)
             have = self.schema_version(component)

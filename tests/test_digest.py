@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from slack_sdk import WebClient
 from slack_server import TOKEN, FakeSlack, fake_slack
 
-from alerts.digest import DigestLog, WeeklyDigest, incidents_stage, week_ending
+from alerts.digest import DigestLog, WeeklyDigest, week_ending
+from alerts.escalation import EscalationStage
 from alerts.incidents import IncidentStore
 from alerts.oncall import Roster
 from alerts.response import Desk
@@ -28,6 +29,7 @@ from alerts.silences import SilenceStore
 from alerts.slack import SlackNotifier
 from listener.cli import main
 from listener.config import Config, load_config
+from listener.wiring import Wiring
 
 WEDNESDAY = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MONDAY_9 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
@@ -136,11 +138,13 @@ def test_the_monitors_incidents_stage_posts_the_digest_on_its_tick(tmp_path: Pat
         # Last week, as the monitor's wall clock sees it: five days before the latest Monday 09:00.
         slot = datetime.fromtimestamp(week_ending(time.time()), UTC)
         a_busy_week(config, slot - timedelta(days=5))
-        stage = incidents_stage(config, SlackNotifier.from_config(config.slack, config.brands))
-        assert stage.digest is not None
+        wiring = Wiring(config, classifier_factory=lambda: None)  # type: ignore[arg-type,return-value]
+        stage = wiring.stage("incidents")
+        assert isinstance(stage, EscalationStage) and stage.digest is not None
         stage.handle([])
         stage.tick()
         stage.close()
+        wiring.close()
         (post,) = slack.posted
         assert post.body["channel"] == "#acme-alerts" and "<@U0DANA> handled 2" in post.body["text"]
 
