@@ -2,7 +2,9 @@
 
 A silent source looks exactly like a quiet brand. The scheduler writes one row
 per poll (outcome, items, error, and the median lag between an item's
-publication and its arrival) into the fetch-state file; `report` turns the
+publication and its arrival) through the state seam (fetch.db in the embedded
+deployment, beside the fetch state; the shared PostgreSQL database when every
+`crawl` copy, the web app and the CLI must see the same log); `report` turns the
 recent rows into the figures an operator needs and two flags:
 
 * **failing**: `FAILING_AFTER` or more polls in a row have failed;
@@ -19,15 +21,14 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["FAILING_AFTER", "SILENT_FACTOR", "HealthLog", "SourceHealth"]
+__all__ = ["FAILING_AFTER", "MIGRATIONS", "SILENT_FACTOR", "HealthLog", "SourceHealth"]
 
 FAILING_AFTER = 3
 SILENT_FACTOR = 4.0
@@ -37,7 +38,9 @@ STALE_FACTOR = 5.0
 STALE_FLOOR = 600.0
 HISTORY = 14 * 86400.0  # how far back "usual" looks
 
-_SCHEMA = """
+# Schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS poll_log (
     source TEXT NOT NULL,
     at REAL NOT NULL,
@@ -47,7 +50,8 @@ CREATE TABLE IF NOT EXISTS poll_log (
     lag REAL
 );
 CREATE INDEX IF NOT EXISTS poll_log_by_source ON poll_log (source, at);
-"""
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -76,16 +80,23 @@ class SourceHealth:
 
 
 class HealthLog:
-    """Append-only poll log in the fetch-state SQLite file; thread-safe."""
+    """Append-only poll log (component "source_health"); safe to share between threads.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = open_db(self.path, _SCHEMA)
+    `db` is the state database the composition root opened, or a path to an
+    embedded file (fetch.db), opened and closed with the log.
+    """
+
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "source_health", MIGRATIONS)
+        if self._db.engine == "sqlite":
+            # Rows lost to a power cut (not to a crash: WAL keeps those) cost a few polls of
+            # history, so no poll waits for the disk to sync its health row.
+            self._db.execute("PRAGMA synchronous = NORMAL")
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        if self._owned:
+            self._db.close()
 
     def record(
         self,
@@ -97,29 +108,27 @@ class HealthLog:
         lags: Iterable[float] = (),
         when: float | None = None,
     ) -> None:
-        lag_values = [lag for lag in lags if lag >= 0]
+        lag_values = [float(lag) for lag in lags if lag >= 0]
         lag = statistics.median(lag_values) if lag_values else None
-        with self._lock, self._conn:
-            self._conn.execute(
-                "INSERT INTO poll_log VALUES (?, ?, ?, ?, ?, ?)",
-                (source, _now(when), int(ok), items, (error or "")[:1000] or None, lag),
-            )
+        self._db.execute(
+            "INSERT INTO poll_log (source, at, ok, items, error, lag) VALUES (?, ?, ?, ?, ?, ?)",
+            (source, float(_now(when)), int(ok), int(items), (error or "")[:1000] or None, lag),
+        )
 
     def prune(self, older_than: float) -> int:
-        with self._lock, self._conn:
-            return self._conn.execute("DELETE FROM poll_log WHERE at < ?", (older_than,)).rowcount
+        """Forget polls logged before `older_than` (epoch seconds); return how many."""
+        return self._db.execute("DELETE FROM poll_log WHERE at < ?", (older_than,)).rowcount
 
     def report(
         self, source: str, *, now: float | None = None, window: float = 86400.0, poll_interval: float = 0.0
     ) -> SourceHealth:
         """Figures over the last `window` seconds; flags judged against the longer history."""
         at = _now(now)
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT at, ok, items, error, lag FROM poll_log WHERE source = ? AND at >= ? AND at <= ?"
-                " ORDER BY at",
-                (source, at - max(window, HISTORY), at),
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT at, ok, items, error, lag FROM poll_log WHERE source = ? AND at >= ? AND at <= ?"
+            " ORDER BY at",
+            (source, at - max(window, HISTORY), at),
+        ).fetchall()
         recent = [r for r in rows if r[0] >= at - window]
         failures = _trailing_failures(rows)
         productive = [r[0] for r in rows if r[1] and r[2] > 0]

@@ -1,7 +1,9 @@
 """Fetch state: what each source last saw, so polls are polite and nothing is read twice.
 
-The state lives in one small SQLite file in the data dir (WAL mode, so the spider
-subprocess can read it while the scheduler writes). It holds, per source, the HTTP
+The state lives behind the state seam (`listener.statedb`): fetch.db in the data
+dir in the embedded deployment (WAL mode, so the spider subprocess can read it
+while the scheduler writes), the shared PostgreSQL database when `crawl` runs as
+several copies. It holds, per source, the HTTP
 validators for conditional GET, the last poll time and the run of consecutive
 failures that drives back-off, plus the set of item ids already handed on and the
 item pages a spider found without text (so they are not fetched on every crawl).
@@ -9,22 +11,29 @@ item pages a spider found without text (so they are not fetched on every crawl).
 Validators and seen ids are written together in `commit_poll`, after the caller
 has published the documents: if the process dies before that, the next poll
 fetches the full response again and the items come back instead of being lost.
+
+Every poll of every source passes through here, so each call is a few
+statements at most: seen ids are looked up with one `IN (...)` per 500 ids and
+written with one `executemany`, and ids are written in sorted order, so two
+copies settling overlapping ids on PostgreSQL wait for each other instead of
+deadlocking. Different sources touch different rows and never wait on each other.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from listener.errors import StateError
 from listener.records import Document
+from listener.statedb import SqliteStateDB, StateDB, ensure_schema, open_state
 
 __all__ = [
     "EMPTY_BACKOFF_FIRST",
     "EMPTY_BACKOFF_MAX",
+    "MIGRATIONS",
     "EmptyPage",
     "FetchState",
     "PendingPoll",
@@ -35,7 +44,12 @@ __all__ = [
 EMPTY_BACKOFF_FIRST = 3600.0  # an item page without text is left alone for an hour ...
 EMPTY_BACKOFF_MAX = 7 * 86400.0  # ... doubling with each empty fetch in a row, up to a week
 
-_SCHEMA = """
+# Schema steps, oldest first; never edit a released step, append a new one.
+# Step 1 is the schema files written before the state seam already have (their
+# tables were created WITHOUT ROWID, which PostgreSQL does not know; new files
+# get ordinary tables, `IF NOT EXISTS` leaves old ones as they are).
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS source_state (
     source TEXT PRIMARY KEY,
     etag TEXT,
@@ -49,7 +63,7 @@ CREATE TABLE IF NOT EXISTS seen (
     item_id TEXT NOT NULL,
     seen_at REAL NOT NULL,
     PRIMARY KEY (source, item_id)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS empty_page (
     source TEXT NOT NULL,
     item_id TEXT NOT NULL,
@@ -57,13 +71,16 @@ CREATE TABLE IF NOT EXISTS empty_page (
     strikes INTEGER NOT NULL,
     retry_at REAL NOT NULL,
     PRIMARY KEY (source, item_id)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS source_cursor (
     source TEXT PRIMARY KEY,
     cursor TEXT NOT NULL,
     updated REAL NOT NULL
 );
-"""
+""",
+)
+
+_CHUNK = 500  # ids per statement: well under SQLite's bound-parameter limit
 
 
 @dataclass(frozen=True)
@@ -126,35 +143,43 @@ class PendingPoll:
 
 
 class FetchState:
-    """Thread-safe store of validators, poll outcomes and seen items.
+    """Validators, poll outcomes and seen items per source; safe to share between threads.
 
-    One connection guarded by a lock: the writes are tiny and rare (once per poll),
-    so serialising them costs nothing and avoids per-thread connection bookkeeping.
-    `readonly=True` opens an existing file without writing (used by the spider
-    subprocess to skip pages it has already read).
+    `db` is the state database the composition root opened (component "fetch"),
+    or a path to an embedded file, opened and closed with the store.
+    `readonly=True` never writes, not even the schema (the spider subprocess
+    reads the file its parent keeps, to skip pages it has already read).
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
+    def __init__(self, db: StateDB | str | Path, *, readonly: bool = False) -> None:
+        self._db, self._owned = open_state(db)
+        self.readonly = readonly
         if readonly:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            with self._lock, self._conn:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.executescript(_SCHEMA)
+            if self._db.engine == "sqlite" and self._owned:
+                self._db.execute("PRAGMA query_only = ON")
+            return
+        ensure_schema(self._db, "fetch", MIGRATIONS)
+        if self._db.engine == "sqlite":
+            # fetch.db is this store's and the health log's. A commit lost to a power cut
+            # (not to a crash: WAL keeps those) only hands a poll's items on again, as
+            # idempotent upserts, so no poll waits for the disk to sync.
+            self._db.execute("PRAGMA synchronous = NORMAL")
 
-    @classmethod
-    def in_data_dir(cls, data_dir: str | Path) -> FetchState:
-        return cls(Path(data_dir) / "fetch-state.sqlite3")
+    @property
+    def db(self) -> StateDB:
+        """The database the rows live in, for stores that share it (the health log)."""
+        return self._db
+
+    @property
+    def path(self) -> Path:
+        """The embedded file, which the spider subprocess opens read-only."""
+        if isinstance(self._db, SqliteStateDB):
+            return self._db.path
+        raise StateError(f"fetch state in {self._db.where} is not a file a spider subprocess can open")
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        if self._owned:
+            self._db.close()
 
     def __enter__(self) -> FetchState:
         return self
@@ -165,63 +190,54 @@ class FetchState:
     # --- per-source state -------------------------------------------------------------
 
     def get(self, source: str) -> SourceState:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT etag, last_modified, last_poll, failures, last_error"
-                " FROM source_state WHERE source = ?",
-                (source,),
-            ).fetchone()
+        row = self._db.execute(
+            "SELECT etag, last_modified, last_poll, failures, last_error FROM source_state WHERE source = ?",
+            (source,),
+        ).fetchone()
         if row is None:
             return SourceState(source)
-        return SourceState(source, row[0], row[1], row[2], int(row[3]), row[4])
+        last_poll = None if row[2] is None else float(row[2])
+        return SourceState(source, row[0], row[1], last_poll, int(row[3]), row[4])
 
     def record_success(self, source: str, when: float | None = None) -> None:
         """A poll went through: the failure run ends."""
-        self._upsert(source, "last_poll = ?, failures = 0, last_error = NULL", (_now(when),))
+        self._db.execute(
+            "INSERT INTO source_state (source, last_poll, failures) VALUES (?, ?, 0)"
+            " ON CONFLICT (source) DO UPDATE SET last_poll = excluded.last_poll, failures = 0,"
+            " last_error = NULL",
+            (source, _now(when)),
+        )
 
     def record_failure(self, source: str, error: str, when: float | None = None) -> int:
         """Count one more consecutive failure; return the new count for back-off."""
-        with self._lock, self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
-            self._conn.execute(
-                "UPDATE source_state SET last_poll = ?, failures = failures + 1, last_error = ?"
-                " WHERE source = ?",
-                (_now(when), error[:2000], source),
-            )
-            row = self._conn.execute(
-                "SELECT failures FROM source_state WHERE source = ?", (source,)
-            ).fetchone()
-        return int(row[0])
-
-    def _upsert(self, source: str, assignments: str, values: tuple[object, ...]) -> None:
-        with self._lock, self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
-            self._conn.execute(f"UPDATE source_state SET {assignments} WHERE source = ?", (*values, source))
+        failures = self._db.execute(
+            "INSERT INTO source_state (source, last_poll, failures, last_error) VALUES (?, ?, 1, ?)"
+            " ON CONFLICT (source) DO UPDATE SET last_poll = excluded.last_poll,"
+            " failures = source_state.failures + 1, last_error = excluded.last_error"
+            " RETURNING failures",
+            (source, _now(when), error[:2000]),
+        ).scalar()
+        return int(failures)
 
     # --- seen items -------------------------------------------------------------------
 
     def is_seen(self, source: str, item_id: str) -> bool:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT 1 FROM seen WHERE source = ? AND item_id = ?", (source, item_id)
-            ).fetchone()
+        row = self._db.execute(
+            "SELECT 1 FROM seen WHERE source = ? AND item_id = ?", (source, item_id)
+        ).fetchone()
         return row is not None
 
     def unseen(self, source: str, item_ids: Iterable[str]) -> set[str]:
         """The subset of `item_ids` not yet handed on for `source`."""
         wanted = set(item_ids)
-        if not wanted:
-            return set()
-        with self._lock:
-            seen = {
-                row[0]
-                for chunk in _chunks(sorted(wanted), 500)
-                for row in self._conn.execute(
-                    "SELECT item_id FROM seen WHERE source = ? AND item_id IN "
-                    f"({','.join('?' * len(chunk))})",
-                    (source, *chunk),
-                )
-            }
+        seen = {
+            item_id
+            for chunk in _chunks(sorted(wanted))
+            for (item_id,) in self._db.execute(
+                f"SELECT item_id FROM seen WHERE source = ? AND item_id IN ({_marks(chunk)})",
+                (source, *chunk),
+            ).fetchall()
+        }
         return wanted - seen
 
     def mark_seen(self, source: str, item_ids: Iterable[str], when: float | None = None) -> None:
@@ -243,19 +259,33 @@ class FetchState:
         moved cursor can never hide items that were fetched but not yet published.
         """
         stamp = _now(when)
-        rows = [(source, item_id, stamp) for item_id in set(item_ids)]
-        with self._lock, self._conn:
-            self._conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
-            if etag is not None or last_modified is not None:
-                self._conn.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
-                self._conn.execute(
-                    "UPDATE source_state SET etag = ?, last_modified = ? WHERE source = ?",
-                    (etag, last_modified, source),
+        rows = [(source, item_id, stamp) for item_id in sorted(set(item_ids))]
+        validators = etag is not None or last_modified is not None
+        if not rows and not validators and cursor is None:
+            return
+        with self._db.transaction():
+            if rows:
+                self._db.executemany(
+                    "INSERT INTO seen (source, item_id, seen_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (source, item_id) DO NOTHING",
+                    rows,
+                )
+            if validators:
+                self._db.execute(
+                    "INSERT INTO source_state (source, etag, last_modified) VALUES (?, ?, ?)"
+                    " ON CONFLICT (source) DO UPDATE SET etag = excluded.etag,"
+                    " last_modified = excluded.last_modified",
+                    (source, etag, last_modified),
                 )
             if cursor is not None:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO source_cursor VALUES (?, ?, ?)", (source, cursor, stamp)
-                )
+                self._store_cursor(source, cursor, stamp)
+
+    def _store_cursor(self, source: str, cursor: str, stamp: float) -> None:
+        self._db.execute(
+            "INSERT INTO source_cursor (source, cursor, updated) VALUES (?, ?, ?) ON CONFLICT"
+            " (source) DO UPDATE SET cursor = excluded.cursor, updated = excluded.updated",
+            (source, cursor, stamp),
+        )
 
     def settle(self, source: str, pending: PendingPoll | None, published: Iterable[str]) -> bool:
         """Mark published items seen; store the poll's position only if none of its new items is missing.
@@ -264,8 +294,9 @@ class FetchState:
         """
         ids = set(published)
         if pending is not None and pending.complete and pending.new_ids <= ids:
-            self.commit_poll(source, ids, etag=pending.etag, last_modified=pending.last_modified,
-                             cursor=pending.cursor)
+            self.commit_poll(
+                source, ids, etag=pending.etag, last_modified=pending.last_modified, cursor=pending.cursor
+            )
             return True
         self.mark_seen(source, ids)
         return False
@@ -278,10 +309,9 @@ class FetchState:
         and the new settings deserve a poll now rather than after the old back-off.
         A page found empty under the old selectors may well have text under the new ones.
         """
-        with self._lock, self._conn:
-            self._conn.execute("DELETE FROM source_state WHERE source = ?", (source,))
-            self._conn.execute("DELETE FROM source_cursor WHERE source = ?", (source,))
-            self._conn.execute("DELETE FROM empty_page WHERE source = ?", (source,))
+        with self._db.transaction():
+            for table in ("source_state", "source_cursor", "empty_page"):
+                self._db.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
 
     # --- item pages without text ------------------------------------------------------
 
@@ -294,60 +324,59 @@ class FetchState:
         under other settings does not count, the page starts again at the first step.
         """
         stamp = _now(when)
-        recorded = []
-        with self._lock, self._conn:
-            for item_id in sorted(set(item_ids)):
-                row = self._conn.execute(
-                    "SELECT settings, strikes FROM empty_page WHERE source = ? AND item_id = ?",
-                    (source, item_id),
-                ).fetchone()
-                strikes = int(row[1]) + 1 if row is not None and row[0] == settings else 1
-                page = EmptyPage(item_id, strikes, stamp + empty_backoff(strikes))
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO empty_page VALUES (?, ?, ?, ?, ?)",
-                    (source, item_id, settings, strikes, page.retry_at),
-                )
-                recorded.append(page)
-        return recorded
+        ids = sorted(set(item_ids))
+        if not ids:
+            return []
+        with self._db.transaction():
+            before = {
+                row[0]: int(row[2]) if row[1] == settings else 0
+                for chunk in _chunks(ids)
+                for row in self._db.execute(
+                    "SELECT item_id, settings, strikes FROM empty_page"
+                    f" WHERE source = ? AND item_id IN ({_marks(chunk)}) FOR UPDATE",
+                    (source, *chunk),
+                ).fetchall()
+            }
+            pages = [_next_strike(item_id, before.get(item_id, 0), stamp) for item_id in ids]
+            self._db.executemany(
+                "INSERT INTO empty_page (source, item_id, settings, strikes, retry_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (source, item_id) DO UPDATE SET settings = excluded.settings,"
+                " strikes = excluded.strikes, retry_at = excluded.retry_at",
+                [(source, page.item_id, settings, page.strikes, page.retry_at) for page in pages],
+            )
+        return pages
 
     def backed_off(self, source: str, item_id: str, settings: str, now: float | None = None) -> bool:
         """Whether an item page found empty under these same settings is still to be left alone."""
-        try:
-            with self._lock:
-                row = self._conn.execute(
-                    "SELECT 1 FROM empty_page WHERE source = ? AND item_id = ? AND settings = ?"
-                    " AND retry_at > ?",
-                    (source, item_id, settings, _now(now)),
-                ).fetchone()
-        except sqlite3.OperationalError:  # a read-only file written before this table existed
-            return False
+        row = self._db.execute(
+            "SELECT 1 FROM empty_page WHERE source = ? AND item_id = ? AND settings = ? AND retry_at > ?",
+            (source, item_id, settings, _now(now)),
+        ).fetchone()
         return row is not None
 
     def empty_pages(self, source: str) -> dict[str, EmptyPage]:
         """The item pages of `source` remembered as empty, by item id."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT item_id, strikes, retry_at FROM empty_page WHERE source = ?", (source,)
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT item_id, strikes, retry_at FROM empty_page WHERE source = ?", (source,)
+        ).fetchall()
         return {row[0]: EmptyPage(row[0], int(row[1]), float(row[2])) for row in rows}
 
     def forget_empty(self, source: str, item_ids: Iterable[str]) -> None:
         """These pages had text this time: their run of empty fetches is over."""
         ids = sorted(set(item_ids))
-        with self._lock, self._conn:
-            for chunk in _chunks(ids, 500):
-                self._conn.execute(
-                    f"DELETE FROM empty_page WHERE source = ? AND item_id IN ({','.join('?' * len(chunk))})",
+        if not ids:
+            return
+        with self._db.transaction():
+            for chunk in _chunks(ids):
+                self._db.execute(
+                    f"DELETE FROM empty_page WHERE source = ? AND item_id IN ({_marks(chunk)})",
                     (source, *chunk),
                 )
 
     def get_cursor(self, source: str) -> str | None:
         """Where an API source's last committed poll ended (its own format), if anywhere."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT cursor FROM source_cursor WHERE source = ?", (source,)
-            ).fetchone()
-        return None if row is None else str(row[0])
+        found = self._db.execute("SELECT cursor FROM source_cursor WHERE source = ?", (source,)).scalar()
+        return None if found is None else str(found)
 
     def prune_seen(self, older_than: float) -> int:
         """Forget items seen before `older_than` (epoch seconds); return how many.
@@ -357,16 +386,26 @@ class FetchState:
         back-off ended before `older_than` go too (not counted): a page that has been
         off every listing that long would only start its back-off again at the first step.
         """
-        with self._lock, self._conn:
-            cursor = self._conn.execute("DELETE FROM seen WHERE seen_at < ?", (older_than,))
-            self._conn.execute("DELETE FROM empty_page WHERE retry_at < ?", (older_than,))
-        return cursor.rowcount
+        with self._db.transaction():
+            pruned = self._db.execute("DELETE FROM seen WHERE seen_at < ?", (older_than,)).rowcount
+            self._db.execute("DELETE FROM empty_page WHERE retry_at < ?", (older_than,))
+        return pruned
+
+
+def _next_strike(item_id: str, strikes_before: int, stamp: float) -> EmptyPage:
+    strikes = strikes_before + 1
+    return EmptyPage(item_id, strikes, stamp + empty_backoff(strikes))
 
 
 def _now(when: float | None) -> float:
     return time.time() if when is None else when
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(chunk: list[str]) -> str:
+    """One `?` per id, for `IN (...)`."""
+    return ", ".join("?" * len(chunk))
