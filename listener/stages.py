@@ -34,6 +34,7 @@ class MatchStage:
 
     name = "match"
     input_topic = "documents"
+    idle_tick: float | None = None  # reacts to records only
 
     def __init__(self, brands: Sequence[BrandConfig]) -> None:
         entries = [
@@ -61,6 +62,7 @@ class ClassifyStage:
 
     name = "classify"
     input_topic = "mentions"
+    idle_tick: float | None = None  # reacts to records only
 
     def __init__(self, classifier: Classifier, *, brand_targeting: bool = True) -> None:
         self._classifier = classifier
@@ -93,6 +95,7 @@ class IndexStage:
 
     name = "index"
     input_topic = "mentions.scored"
+    idle_tick: float | None = None  # reacts to records only
 
     def __init__(self, store: MentionStore, stories: StoryIndex | None = None) -> None:
         self._store = store

@@ -99,6 +99,7 @@ class LiveMatchStage:
 
     name = "match"
     input_topic = "documents"
+    idle_tick: float | None = None  # reacts to records only
 
     def __init__(self, brands: Sequence[BrandConfig], path: Path, *, check_every_s: float = 5.0) -> None:
         from listener.brand_settings import BrandsWatcher

@@ -242,10 +242,10 @@ class StageRunner:
     def _tick_if_idle(self) -> None:
         """Give time-driven stages (a detector closing a quiet spike) a turn when nothing arrives.
 
-        A stage opts in with an `idle_tick` attribute: the seconds between empty
-        `handle([])` calls. A failing tick is logged and retried at the next one.
+        A stage opts in with its `idle_tick`: the seconds between empty `handle([])`
+        calls (None: never). A failing tick is logged and retried at the next one.
         """
-        interval = getattr(self.stage, "idle_tick", None)
+        interval = self.stage.idle_tick
         now = self.clock()
         if interval is None or now - self._last_tick < interval:
             return
@@ -306,7 +306,7 @@ class StageRunner:
                     item[0].offset,
                     failure.attempts,
                     failure.cause,
-                    extra={"stage": self.stage.name, "mention_id": getattr(item[1], "id", None)},
+                    extra={"stage": self.stage.name, "mention_id": item[1].id},
                 )
                 dead.append(self._dead_letter(item[0], failure.cause, failure.attempts))
         return payloads

@@ -28,6 +28,13 @@ class Stage(Protocol):
     name: str
     input_topic: str
 
+    @property
+    def idle_tick(self) -> float | None:
+        """Seconds between `handle([])` calls while the input topic is quiet, for stages that act
+        on time (a detector closing a spike that went silent, an incident left unanswered); None
+        for stages that only react to records. A plain class attribute satisfies it."""
+        ...
+
     def handle(self, records: Sequence[Record]) -> list[Output]:
         """Process one batch; raise to have the runtime retry and, failing that, dead-letter."""
         ...

@@ -172,6 +172,7 @@ class Picky:
 
     name = "classify"
     input_topic = "mentions"
+    idle_tick = None
 
     def __init__(self, bad_id: str) -> None:
         self.bad_id = bad_id

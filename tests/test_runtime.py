@@ -38,6 +38,7 @@ class TagStage:
 
     name = "tag"
     input_topic = "documents"
+    idle_tick = None
 
     def __init__(self, fail_first: int = 0) -> None:
         self.calls = 0
@@ -61,6 +62,7 @@ class SinkStage:
 
     name = "sink"
     input_topic = "mentions"
+    idle_tick = None
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, check_same_thread=False)
@@ -232,6 +234,7 @@ def test_a_stage_that_returns_something_other_than_outputs_is_reported(bus: Embe
     class Sloppy:
         name = "sloppy"
         input_topic = "documents"
+        idle_tick = None
 
         def handle(self, records: Sequence[Record]) -> list[Output]:
             return [{"topic": "mentions"}]  # type: ignore[list-item]
@@ -246,6 +249,7 @@ def test_outputs_to_several_topics_keep_their_order_within_each_topic(bus: Embed
     class Fanout:
         name = "fanout"
         input_topic = "documents"
+        idle_tick = None
 
         def handle(self, records: Sequence[Record]) -> list[Output]:
             outs = []
