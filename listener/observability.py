@@ -47,18 +47,7 @@ MODEL_STAGES = frozenset({"classify"})
 
 def consumer_lag(bus: Bus, topic: str, group: str) -> int:
     """Messages on `topic` that `group` has not committed yet, over every partition."""
-    from pipelines.bus_sqlite import EmbeddedBus
-
-    if isinstance(bus, EmbeddedBus):
-        stats = {s.topic: s for s in bus.stats()}.get(topic)
-        if stats is None:
-            return 0
-        committed = bus.committed(topic, group) or 0
-        return max(0, stats.next_offset - max(committed, stats.first_offset or 0))
-    group_lag: Callable[[str, str], dict[int, int]] | None = getattr(bus, "group_lag", None)
-    if group_lag is None:
-        raise ListenerError(f"{type(bus).__name__} cannot report consumer lag")
-    return sum(group_lag(topic, group).values())
+    return sum(bus.group_lag(topic, group).values())
 
 
 class LagProbe:

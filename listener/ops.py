@@ -8,13 +8,11 @@ under their original key, so the stage that failed sees exactly what it saw.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from listener.config import Config
 from listener.errors import BusError, StoreError
-from listener.records import ScoredMention
 from pipelines.bus import Bus, Message
 from pipelines.runtime import DLQ_TOPIC, DeadLetter
 from pipelines.store import MentionStore, SearchRequest
@@ -23,7 +21,6 @@ __all__ = [
     "ENGINES",
     "LetterRef",
     "ListedLetter",
-    "ScanningStore",
     "browse",
     "count",
     "dead_letters",
@@ -33,10 +30,6 @@ __all__ = [
 ]
 
 ENGINES = ("embedded", "elasticsearch")
-
-
-class ScanningStore(MentionStore, Protocol):
-    def scan(self, batch: int = 500) -> Iterator[list[ScoredMention]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +65,7 @@ class ListedLetter:
 
 def browse(bus: Bus, topic: str, limit: int) -> list[Message]:
     """Up to `limit` messages of `topic` from the start, without joining a group."""
-    from pipelines.bus_sqlite import EmbeddedBus
-
-    if isinstance(bus, EmbeddedBus):
-        return bus.read(topic, 0, limit)
-    try:
-        from pipelines.bus_kafka import KafkaBus
-    except ImportError:  # pragma: no cover - the kafka extra is not installed
-        KafkaBus = None  # type: ignore[assignment,misc]
-    if KafkaBus is not None and isinstance(bus, KafkaBus):
-        return bus.read(topic, offset=0, limit=limit)
-    raise BusError(f"{type(bus).__name__} cannot be browsed")
+    return bus.read(topic, 0, limit)
 
 
 def dead_letters(bus: Bus, limit: int = 1000) -> list[ListedLetter]:
@@ -129,21 +112,18 @@ def replay(
     return chosen
 
 
-def open_store_engine(config: Config, engine: str) -> ScanningStore:
+def open_store_engine(config: Config, engine: str) -> MentionStore:
     """The store of `engine` as `config` describes it, whatever `store.engine` says."""
     from listener.app import open_store
 
     if engine not in ENGINES:
         raise StoreError(f"unknown store engine {engine!r}; choose one of {', '.join(ENGINES)}")
     chosen = config.model_copy(update={"store": config.store.model_copy(update={"engine": engine})})
-    store = open_store(chosen)
-    if not hasattr(store, "scan"):  # pragma: no cover - both shipped stores scan
-        raise StoreError(f"the {engine} store cannot be read out for a reindex")
-    return store  # type: ignore[return-value]
+    return open_store(chosen)
 
 
 def reindex(
-    source: ScanningStore,
+    source: MentionStore,
     target: MentionStore,
     *,
     batch: int = 500,
@@ -159,9 +139,7 @@ def reindex(
         target.upsert(mentions)
         copied += len(mentions)
         progress(len(mentions))
-    refresh = getattr(target, "refresh", None)
-    if callable(refresh):
-        refresh()  # make the copy searchable at once rather than after the next refresh interval
+    target.refresh()  # make the copy searchable at once rather than after the next refresh interval
     return copied
 
 

@@ -53,4 +53,22 @@ class Bus(Protocol):
 
     def consumer(self, topic: str, group: str) -> Consumer: ...
 
+    def read(self, topic: str, offset: int = 0, limit: int = 100) -> list[Message]:
+        """Up to `limit` messages of `topic` from `offset` on, oldest first, without joining a
+        group: browsing dead letters must move no offset and hold back no retention."""
+        ...
+
+    def group_lag(self, topic: str, group: str) -> dict[int, int]:
+        """Per partition, how many messages of `topic` `group` has not committed yet (the
+        consumer-lag gauge); a group that never committed lags by everything retained."""
+        ...
+
+    def trim_all(self, *, max_age: float) -> dict[str, int]:
+        """Apply age-based retention to every topic; how many messages each topic lost.
+
+        Never drops a message some group has not committed. An engine whose broker
+        enforces retention itself deletes nothing and says so with an empty result.
+        """
+        ...
+
     def close(self) -> None: ...

@@ -218,7 +218,7 @@ class KafkaBus:
         if admin is not None:
             admin.close()
 
-    # -- operations beyond the seam: browsing and lag ----------------------------------
+    # -- browsing, lag and retention ---------------------------------------------------
 
     def read(
         self, topic: str, offset: int = 0, limit: int = 100, partition: int | None = None
@@ -245,24 +245,33 @@ class KafkaBus:
         finally:
             reader.close(autocommit=False)
 
-
     def group_lag(self, topic: str, group: str) -> dict[int, int]:
         """Per partition, how far `group`'s committed offset is behind the end of `topic`.
 
         Read with a client of its own that never joins the group, so a metrics
         scrape neither touches a stage's consumer (not thread-safe) nor triggers a
-        rebalance. A group that never committed lags by the whole partition.
+        rebalance. A group that never committed lags by what the partition retains.
         """
         name = self.ensure_topic(topic)
         reader = KafkaConsumer(group_id=self.group_name(group), enable_auto_commit=False, **self._common())
         try:
             tps = [TopicPartition(name, p) for p in sorted(reader.partitions_for_topic(name) or ())]
-            ends = reader.end_offsets(tps)
-            return {tp.partition: max(0, ends[tp] - (reader.committed(tp) or 0)) for tp in tps}
+            starts, ends = reader.beginning_offsets(tps), reader.end_offsets(tps)
+            return {tp.partition: max(0, ends[tp] - max(reader.committed(tp) or 0, starts[tp])) for tp in tps}
         except KafkaError as exc:
             raise BusError(f"cannot read the lag of group {group!r} on {name!r}: {exc}") from exc
         finally:
             reader.close(autocommit=False)
+
+    def trim_all(self, *, max_age: float) -> dict[str, int]:
+        """Delete nothing: on Kafka retention is the broker's job, not the client's.
+
+        Each topic's ``retention.ms`` (or the broker's ``log.retention.hours``) drops old
+        segments on the broker's own schedule; a client deleting records itself would race
+        it and need admin rights the stages should not hold. So the housekeeping job that
+        trims the embedded bus is a no-op here: set `retention.ms` on the topics to `max_age`.
+        """
+        return {}
 
 
 def _message(topic: str, record: Any) -> Message:

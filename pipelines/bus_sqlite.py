@@ -307,7 +307,7 @@ class EmbeddedBus:
         for conn in connections:
             conn.close()
 
-    # -- operations beyond the seam: retention and inspection --------------------------
+    # -- retention and inspection (the seam's `trim_all`, `read`, `group_lag`, and more) --
 
     def trim(self, topic: str, *, before_offset: int | None = None, max_age: float | None = None) -> int:
         """Delete old messages of `topic`; return how many were deleted.
@@ -364,15 +364,24 @@ class EmbeddedBus:
             TopicStats(str(t), int(n or 0), None if f is None else int(f), int(nxt)) for t, nxt, n, f in rows
         ]
 
-    def read(self, topic: str, offset: int = 0, max_records: int = 100) -> list[Message]:
+    def read(self, topic: str, offset: int = 0, limit: int = 100) -> list[Message]:
         """Browse a topic without joining a group (a group would hold back retention)."""
         _check_topic(topic)
         rows = self._read(
             "SELECT offset, key, value, ts FROM messages WHERE topic = ? AND offset >= ? "
             "ORDER BY offset LIMIT ?",
-            (topic, offset, max_records),
+            (topic, offset, limit),
         )
         return [Message(topic, PARTITION, int(o), str(k), bytes(v), float(ts)) for o, k, v, ts in rows]
+
+    def group_lag(self, topic: str, group: str) -> dict[int, int]:
+        """Retained messages of `topic` at or after `group`'s committed offset (one partition)."""
+        _check_topic(topic)
+        found = {s.topic: s for s in self.stats()}.get(topic)
+        if found is None or found.first_offset is None:
+            return {PARTITION: 0}
+        committed = self.committed(topic, group) or 0
+        return {PARTITION: max(0, found.next_offset - max(committed, found.first_offset))}
 
     def committed(self, topic: str, group: str) -> int | None:
         """The group's committed offset (next to read), or None if it never joined."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -18,12 +18,16 @@ __all__ = [
     "MentionStore",
     "SearchRequest",
     "SearchResult",
+    "TopField",
     "decode_stored",
 ]
 
 # How far the search page, the search API and `listener search` count before saying "10,000+":
 # counting every match of a very common word would cost more than finding the page.
 SHOWN_COUNT_LIMIT = 10_000
+
+# The fields the dashboard's "who is talking" tables rank, in the matcher's normal form.
+TopField = Literal["source", "site", "author"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,21 @@ class MentionStore(Protocol):
         """Counts per time bucket (by publication time) and sentiment label."""
         ...
 
+    def top_values(self, request: SearchRequest, field: TopField, limit: int = 10) -> list[tuple[str, int]]:
+        """The `limit` most frequent non-empty values of `field` among the matching mentions,
+        most frequent first, ties by value (the dashboard's "who is talking")."""
+        ...
+
     def delete_older_than(self, cutoff: datetime) -> int: ...
+
+    def scan(self, batch: int = 500) -> Iterator[list[ScoredMention]]:
+        """Every stored mention once, in batches of at most `batch`, for `listener reindex`."""
+        ...
+
+    def refresh(self) -> None:
+        """Make every write so far visible to searches now (a no-op where writes are visible at
+        once); the reindex command calls it so a copied index answers at once."""
+        ...
 
     def close(self) -> None: ...
 

@@ -36,7 +36,15 @@ from listener.query.tokens import normalise, tokenize
 from listener.records import ScoredMention, encode
 from pipelines.es_query import WORDS_FIELD, compile_es, lang_keys, site_keys
 from pipelines.fts import compile_query, field_key
-from pipelines.store import Bucket, Hit, MentionStore, SearchRequest, SearchResult, decode_stored
+from pipelines.store import (
+    Bucket,
+    Hit,
+    MentionStore,
+    SearchRequest,
+    SearchResult,
+    TopField,
+    decode_stored,
+)
 from pipelines.store_sqlite import LABELS, _epoch, _snippet, _validate
 
 try:
@@ -349,7 +357,7 @@ class ElasticsearchStore:
         counts.update({b["key"]: int(b["doc_count"]) for b in result["aggregations"]["s"]["buckets"]})
         return counts
 
-    def top_values(self, request: SearchRequest, field: str, limit: int = 10) -> list[tuple[str, int]]:
+    def top_values(self, request: SearchRequest, field: TopField, limit: int = 10) -> list[tuple[str, int]]:
         """The `limit` most frequent non-empty values of `field` (source, site or author) among the
         matching mentions: a terms aggregation on the keyword field, which holds the same normal
         form as the embedded store's columns, ties broken by value as there."""

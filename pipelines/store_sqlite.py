@@ -27,7 +27,15 @@ from listener.query.tokens import normalise, tokenize
 from listener.records import ScoredMention, SentimentLabel, encode
 from pipelines.fts import FTS_TABLE, NEAR_FUNCTION, Compiled, compile_query, field_key, near_matches
 from pipelines.snippets import lead, make_snippet
-from pipelines.store import Bucket, Hit, MentionStore, SearchRequest, SearchResult, decode_stored
+from pipelines.store import (
+    Bucket,
+    Hit,
+    MentionStore,
+    SearchRequest,
+    SearchResult,
+    TopField,
+    decode_stored,
+)
 from pipelines.store_plan import Plan, choose_drive, epoch, match_size, page_scores, stories_page
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ SCHEMA_VERSION = 2
 _MMAP_BYTES = 1 << 31
 _epoch = epoch  # the Elasticsearch store converts times the same way
 LABELS: tuple[str, ...] = tuple(label.value for label in SentimentLabel)
+_TOP_COLUMNS: dict[str, str] = {"source": "m.source_key", "site": "m.site", "author": "m.author_key"}
 
 # Version 2: each mention's story (its story id, else its own id) beside the row, so one hit per
 # story groups without reading and parsing every matching record.
@@ -347,6 +356,25 @@ class EmbeddedStore:
         counts = dict.fromkeys(LABELS, 0)
         counts.update(dict(rows))
         return counts
+
+    def top_values(self, request: SearchRequest, field: TopField, limit: int = 10) -> list[tuple[str, int]]:
+        """A GROUP BY over the store's own query plan, so the counts agree with a search."""
+        if field not in _TOP_COLUMNS:
+            raise ValueError(f"field must be one of {', '.join(_TOP_COLUMNS)}, not {field!r}")
+        _validate(request)
+        compiled = compile_query(request.query)
+        column = _TOP_COLUMNS[field]
+        with self._transaction(False, f"top {field}s") as conn:
+            plan = self.plan(conn, compiled, request)
+            sql = (
+                f"SELECT {column} AS v, count(*) AS n {plan.source} WHERE {plan.where} AND {column} != ''"
+                " GROUP BY v ORDER BY n DESC, v LIMIT ?"
+            )
+            rows = conn.execute(sql, (*plan.params, int(limit))).fetchall()
+        return [(str(v), int(n)) for v, n in rows]
+
+    def refresh(self) -> None:
+        """Nothing to do: a committed write is visible to every reader at once."""
 
     def scan(self, batch: int = 500) -> Iterator[list[ScoredMention]]:
         """Every stored mention, in batches in insertion order, for `listener reindex`.

@@ -8,27 +8,14 @@ rows, as the shared store contract checks.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pipelines.store import MentionStore, SearchRequest
+from pipelines.store import MentionStore, SearchRequest, TopField
 
 __all__ = ["TopField", "top_values"]
-
-TopField = Literal["source", "site", "author"]
 
 
 def top_values(
     store: MentionStore, request: SearchRequest, field: TopField, limit: int = 10
 ) -> list[tuple[str, int]]:
     """The `limit` most frequent non-empty values of `field` among the matching mentions, most
-    frequent first, ties by value; an engine without the aggregation gives no rows."""
-    own = getattr(store, "top_values", None)
-    if callable(own):
-        return list(own(request, field, limit))
-    from pipelines.store_sqlite import EmbeddedStore
-
-    if isinstance(store, EmbeddedStore):
-        from pipelines import store_aggregates
-
-        return store_aggregates.top_values(store, request, field, limit)
-    return []
+    frequent first, ties by value."""
+    return store.top_values(request, field, limit)

@@ -187,3 +187,31 @@ class BusContract:
             publisher.join()
         assert values(got) == [b"late"]
         assert time.monotonic() - started < 4.0
+
+    # --- operations: browsing dead letters, consumer lag, retention ---------------------------
+
+    def test_reading_a_topic_shows_its_messages_and_moves_no_group(self, bus: Bus, topic: str) -> None:
+        bus.publish_many(topic, [("acme", b"a"), ("globex", b"b"), ("acme", b"c")])
+        assert values(bus.read(topic, 0, 10)) == [b"a", b"b", b"c"]
+        assert values(bus.read(topic, 0, 2)) == [b"a", b"b"]
+        assert values(drain(bus.consumer(topic, "index"), 3)) == [b"a", b"b", b"c"]
+
+    def test_group_lag_counts_what_the_group_has_not_committed(self, bus: Bus, topic: str) -> None:
+        for i in range(5):  # one by one: Tansu reports a batch's end offset as its first offset + 1
+            bus.publish(topic, "acme", f"{i}".encode())
+        assert sum(bus.group_lag(topic, "index").values()) == 5, "a group that never committed"
+        consumer = bus.consumer(topic, "index")
+        assert len(drain(consumer, 5)) == 5
+        assert sum(bus.group_lag(topic, "index").values()) == 5, "polled is not committed"
+        consumer.commit()
+        assert sum(bus.group_lag(topic, "index").values()) == 0
+        bus.publish(topic, "acme", b"late")
+        assert sum(bus.group_lag(topic, "index").values()) == 1
+        consumer.close()
+
+    def test_retention_never_drops_what_a_group_has_not_committed(self, bus: Bus, topic: str) -> None:
+        bus.publish_many(topic, [("acme", b"a"), ("acme", b"b")])
+        consumer = bus.consumer(topic, "index")
+        trimmed = bus.trim_all(max_age=0.0)
+        assert all(isinstance(n, int) and n >= 0 for n in trimmed.values())
+        assert values(drain(consumer, 2)) == [b"a", b"b"]

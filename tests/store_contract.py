@@ -3,9 +3,10 @@
 An engine's test module subclasses `StoreContract` and provides one fixture,
 `store_factory`: a callable that opens a NEW store on the SAME storage each time
 it is called (a file for the embedded store, an index prefix for Elasticsearch).
-Engines that only show writes after a refresh override `settle`. Everything here
-talks only through the `MentionStore` protocol (plus `counts`, where an engine
-has it), and builds queries as AST nodes so that no parser is involved.
+Writes are made searchable with the protocol's `refresh` (a no-op where writes
+are visible at once). Everything here talks only through the `MentionStore`
+protocol (plus `counts`, where an engine has it), and builds queries as AST
+nodes so that no parser is involved.
 
     class TestEmbeddedStoreContract(StoreContract):
         @pytest.fixture
@@ -71,7 +72,8 @@ class StoreContract:
         raise NotImplementedError("an engine's test module provides store_factory")
 
     def settle(self, store: MentionStore) -> None:
-        """Make written mentions visible to searches (a no-op where writes are visible at once)."""
+        """Make written mentions visible to searches, as the reindex command does."""
+        store.refresh()
 
     @pytest.fixture
     def store(self, store_factory: StoreFactory) -> Iterator[MentionStore]:
@@ -431,8 +433,7 @@ class StoreContract:
     # --- top values (the dashboard's "who is talking") ----------------------------------------
 
     def test_top_sources_sites_and_authors_follow_the_query_and_filters(self, store: MentionStore) -> None:
-        from pipelines.store_top import top_values
-
+        top_values = store.top_values
         self.stored(
             store,
             make_mention("acme a", source="acme-news", site="news.example.com", author="Dana"),
@@ -452,15 +453,15 @@ class StoreContract:
         )
         request = SearchRequest(query=Term("acme"), brand="acme", since=T0 - timedelta(days=1), limit=0)
         # Values in the matcher's normal form (case, @handles), most frequent first, ties by value.
-        assert top_values(store, request, "source") == [("acme-news", 3), ("forum", 2)]
-        assert top_values(store, request, "site") == [
+        assert top_values(request, "source") == [("acme-news", 3), ("forum", 2)]
+        assert top_values(request, "site") == [
             ("forum.example.net", 2),
             ("news.example.com", 2),
             ("blog.example.org", 1),
         ]
-        assert top_values(store, request, "author") == [("dana", 2), ("kim", 1), ("lee", 1)]  # no empty row
-        assert top_values(store, request, "author", 1) == [("dana", 2)]
-        assert top_values(store, SearchRequest(query=Term("nothing"), limit=0), "site") == []
+        assert top_values(request, "author") == [("dana", 2), ("kim", 1), ("lee", 1)]  # no empty row
+        assert top_values(request, "author", 1) == [("dana", 2)]
+        assert top_values(SearchRequest(query=Term("nothing"), limit=0), "site") == []
 
     # --- retention ----------------------------------------------------------------------------
 
@@ -474,3 +475,16 @@ class StoreContract:
         assert self.find(store, Term("acme")) == ["acme new"]
         assert self.find(store, Term("old")) == []
         assert store.delete_older_than(T0 - timedelta(days=365)) == 0
+
+    # --- reading everything out (reindex) -----------------------------------------------------
+
+    def test_a_scan_reads_every_mention_once_in_bounded_batches(self, store: MentionStore) -> None:
+        written = self.stored(store, *(make_mention(f"acme {i}", key=f"s{i}") for i in range(7)))
+        batches = list(store.scan(3))
+        assert all(1 <= len(batch) <= 3 for batch in batches)
+        scanned = [m for batch in batches for m in batch]
+        assert sorted(m.id for m in scanned) == sorted(m.id for m in written)
+        assert {m.id: m for m in scanned} == {m.id: m for m in written}
+
+    def test_a_scan_of_an_empty_store_yields_nothing(self, store: MentionStore) -> None:
+        assert list(store.scan(100)) == []

@@ -54,10 +54,6 @@ class TestElasticsearchStoreContract(StoreContract):
         prefix = f"m-{uuid.uuid4().hex[:10]}"
         return lambda: es_store(elasticsearch_url, prefix)
 
-    def settle(self, store: MentionStore) -> None:
-        assert isinstance(store, ElasticsearchStore)
-        store.refresh()
-
     @pytest.mark.xfail(
         strict=True,
         raises=StoreError,
