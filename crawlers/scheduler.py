@@ -3,10 +3,9 @@
 * Polls run on a small thread pool, so one slow site never holds up the others.
 * `publish` is always called from the scheduler's own thread, one batch at a
   time, so the bus client it wraps need not be thread-safe.
-* After `publish` returns, the source's `commit(docs)` (or, for a source without
-  one, `FetchState.mark_seen`) records the items. If `publish` raises, nothing is
-  recorded and the same items come back on the next poll; ids are deterministic,
-  so downstream writes stay idempotent.
+* After `publish` returns, the source's `commit(docs)` records the items. If
+  `publish` raises, nothing is recorded and the same items come back on the next
+  poll; ids are deterministic, so downstream writes stay idempotent.
 * A failing source backs off exponentially (interval x 2^failures, capped); the
   failure count lives in the fetch state so a restart does not reset it.
 * Every poll's outcome goes to the health log (`crawlers.health`) beside the
@@ -170,7 +169,7 @@ class Scheduler:
         old = self.sources.pop(name, None)
         self._next_due.pop(name, None)
         if old is not None and old is not source:
-            _close(old)
+            old.close()
         if source is not None:
             self.sources[name] = source
             self._next_due[name] = self._first_due(source, self.wall_clock())
@@ -178,7 +177,7 @@ class Scheduler:
     def close(self) -> None:
         """Stop polls in flight (sources that can, e.g. spider subprocesses) and the pool."""
         for source in self.sources.values():
-            _close(source)
+            source.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Scheduler:
@@ -264,24 +263,14 @@ class Scheduler:
         return PollOutcome(outcome.source, outcome.documents, outcome.error, 0, source.poll_interval)
 
     def _commit(self, source: Source, docs: list[Document]) -> None:
-        commit = getattr(source, "commit", None)
         try:
-            if callable(commit):
-                commit(docs)
-            elif docs:
-                self.state.mark_seen(source.name, [d.id for d in docs])
+            source.commit(docs)
         except Exception:
             # Published but not recorded: the items are re-sent next poll, which the
             # deterministic ids turn into harmless upserts.
             log.exception(
                 "source %s: could not record %d published documents as seen", source.name, len(docs)
             )
-
-
-def _close(source: Source) -> None:
-    stop_source = getattr(source, "close", None)
-    if callable(stop_source):
-        stop_source()
 
 
 def _drain(source: Source) -> list[Document]:
