@@ -201,7 +201,10 @@ def to_notifier_error(exc: BaseException) -> NotifierError:
 
 
 class SlackNotifier:
-    """Posts alerts to the brand's channel (the alert's, the lookup's, then the default)."""
+    """Posts alerts to the brand's channel (the alert's, the lookup's, then the default).
+
+    Satisfies `alerts.notifier.Notifier` and, with `post_text`, `alerts.escalation.Announcer`.
+    """
 
     def __init__(
         self,
@@ -242,6 +245,7 @@ class SlackNotifier:
         return cls(client, channels, config.default_channel, buttons=config.signing_secret is not None)
 
     def channel(self, alert: Alert) -> str:
+        """The alert's own channel, else its brand's, else the default; none is a refusal."""
         found: str | None = alert.channel
         if found is None and self.channel_for_brand is not None:
             if callable(self.channel_for_brand):
@@ -257,9 +261,10 @@ class SlackNotifier:
     def send(self, alert: Alert) -> str | None:
         return self._post(alert, None)
 
-    def reply(self, alert: Alert, thread_ts: str) -> str | None:
-        """Post in the firing message's thread; the end is echoed to the channel, updates are not."""
-        return self._post(alert, thread_ts)
+    def reply(self, alert: Alert, thread_ref: str) -> str | None:
+        """Post in the firing message's thread (`thread_ref` is its ts); the end is echoed to
+        the channel, updates are not."""
+        return self._post(alert, thread_ref)
 
     def post_text(self, channel: str, text: str, thread_ts: str | None = None) -> str | None:
         """A plain mrkdwn line (escalations, reminders); the caller has escaped what it quotes."""

@@ -44,6 +44,12 @@ class AlertLatch:
             self.fired.set()
         return None
 
+    def reply(self, alert: Alert, thread_ref: str) -> str | None:
+        return self.send(alert)
+
+    def channel(self, alert: Alert) -> str | None:
+        return None
+
 
 def run_demo(*, until_alert: bool, timeout: float, data_dir: Path, seed: int, echo: Echo) -> int:
     started = time.monotonic()
