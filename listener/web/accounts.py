@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
@@ -22,8 +18,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from listener.errors import ListenerError
+from listener.statedb import StateDB, StateRow, ensure_schema, open_state
 
-__all__ = ["ROLES", "AccountError", "AccountStore", "Role", "Session", "User", "can"]
+__all__ = ["MIGRATIONS", "ROLES", "AccountError", "AccountStore", "Role", "Session", "User", "can"]
 
 Role = Literal["viewer", "editor", "responder", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "responder", "admin")
@@ -37,21 +34,25 @@ _GRANTS: dict[str, frozenset[str]] = {
     "responder": frozenset({"read", "feedback", "incidents"}),
 }
 
-_SCHEMA = """
+# Schema steps, oldest first; never edit a released step, append a new one. `user` is a
+# reserved word in PostgreSQL, so that column is always written quoted.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
     brands TEXT NOT NULL DEFAULT '', created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sessions (
-    digest TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL
+    digest TEXT PRIMARY KEY, "user" TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS login_links (
-    digest TEXT PRIMARY KEY, user TEXT NOT NULL, expires REAL NOT NULL
+    digest TEXT PRIMARY KEY, "user" TEXT NOT NULL, expires REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
-    digest TEXT PRIMARY KEY, user TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL
+    digest TEXT PRIMARY KEY, "user" TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL
 );
-"""
+""",
+)
 
 
 class AccountError(ListenerError):
@@ -88,25 +89,22 @@ def _digest(secret: str) -> str:
 
 
 class AccountStore:
-    """Users, sessions and tokens; one connection per thread, WAL so readers never wait."""
+    """Users, sessions and tokens, in the web app's state database.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    Every web process (and the CLI's `listener users`) reads and writes the same
+    rows, so a session opened by one web copy is valid on all of them.
+    """
+
+    def __init__(self, db: StateDB | str | Path) -> None:
+        # The file, when opened from one (tests read it back to check nothing secret is stored).
+        self.path = Path(db) if isinstance(db, str | Path) else None
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "accounts", MIGRATIONS)
         self._hasher = PasswordHasher()
-        self._local = threading.local()
-        with self._tx() as db:
-            db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        with db:
-            yield db
+    def close(self) -> None:
+        if self._owned:
+            self._db.close()
 
     # --- users ------------------------------------------------------------------------------
 
@@ -119,45 +117,39 @@ class AccountStore:
         if len(password) < 10:
             raise AccountError("a password needs at least 10 characters")
         hashed = self._hasher.hash(password)
-        try:
-            with self._tx() as db:
-                db.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
-                    (name, role, hashed, "\n".join(brands), time.time()),
-                )
-        except sqlite3.IntegrityError:
-            raise AccountError(f"user {name!r} already exists") from None
+        added = self._db.execute(
+            "INSERT INTO users (name, role, password, brands, created) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO NOTHING RETURNING name",
+            (name, role, hashed, "\n".join(brands), time.time()),
+        ).fetchone()
+        if added is None:
+            raise AccountError(f"user {name!r} already exists")
         return User(name, role, tuple(brands))
 
     def user(self, name: str) -> User | None:
-        with self._tx() as db:
-            row = db.execute("SELECT name, role, brands FROM users WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
-        return User(row[0], cast(Role, row[1]), tuple(b for b in row[2].split("\n") if b))
+        row = self._db.execute("SELECT name, role, brands FROM users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _user(row)
 
     def users(self) -> list[User]:
-        with self._tx() as db:
-            names = [r[0] for r in db.execute("SELECT name FROM users ORDER BY name")]
-        return [u for u in (self.user(n) for n in names) if u is not None]
+        return [
+            _user(row) for row in self._db.execute("SELECT name, role, brands FROM users ORDER BY name").rows
+        ]
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user if the password is right; a wrong name costs as much time as a wrong password."""
         name = name.strip().casefold()
-        with self._tx() as db:
-            row = db.execute("SELECT password FROM users WHERE name = ?", (name,)).fetchone()
-        stored = row[0] if row else self._hasher.hash(secrets.token_hex(8))
+        stored_hash = self._db.execute("SELECT password FROM users WHERE name = ?", (name,)).scalar()
+        stored = stored_hash if stored_hash is not None else self._hasher.hash(secrets.token_hex(8))
         try:
             self._hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return None
-        if row is None:
+        if stored_hash is None:
             return None
         if self._hasher.check_needs_rehash(stored):
-            with self._tx() as db:
-                db.execute(
-                    "UPDATE users SET password = ? WHERE name = ?", (self._hasher.hash(password), name)
-                )
+            self._db.execute(
+                "UPDATE users SET password = ? WHERE name = ?", (self._hasher.hash(password), name)
+            )
         return self.user(name)
 
     # --- sessions ---------------------------------------------------------------------------
@@ -166,28 +158,26 @@ class AccountStore:
         """A new session id (for the cookie) and its CSRF token."""
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = time.time()
-        with self._tx() as db:
-            db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
-            db.execute(
-                "INSERT INTO sessions VALUES (?, ?, ?, ?)",
+        with self._db.transaction():
+            self._db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            self._db.execute(
+                'INSERT INTO sessions (digest, "user", csrf, expires) VALUES (?, ?, ?, ?)',
                 (_digest(sid), user.name, csrf, now + SESSION_SECONDS),
             )
         return sid, Session(user, csrf)
 
     def session(self, sid: str) -> Session | None:
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT user, csrf FROM sessions WHERE digest = ? AND expires >= ?",
-                (_digest(sid), time.time()),
-            ).fetchone()
+        row = self._db.execute(
+            'SELECT "user", csrf FROM sessions WHERE digest = ? AND expires >= ?',
+            (_digest(sid), time.time()),
+        ).fetchone()
         if row is None:
             return None
-        user = self.user(row[0])
-        return None if user is None else Session(user, row[1])
+        user = self.user(row["user"])
+        return None if user is None else Session(user, row["csrf"])
 
     def close_session(self, sid: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM sessions WHERE digest = ?", (_digest(sid),))
+        self._db.execute("DELETE FROM sessions WHERE digest = ?", (_digest(sid),))
 
     # --- API tokens -------------------------------------------------------------------------
 
@@ -196,14 +186,15 @@ class AccountStore:
         if self.user(name) is None:
             raise AccountError(f"no user {name!r}")
         token = "lst_" + secrets.token_urlsafe(32)
-        with self._tx() as db:
-            db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", (_digest(token), name, label, time.time()))
+        self._db.execute(
+            'INSERT INTO tokens (digest, "user", label, created) VALUES (?, ?, ?, ?)',
+            (_digest(token), name, label, time.time()),
+        )
         return token
 
     def token_user(self, token: str) -> User | None:
-        with self._tx() as db:
-            row = db.execute("SELECT user FROM tokens WHERE digest = ?", (_digest(token),)).fetchone()
-        return None if row is None else self.user(row[0])
+        name = self._db.execute('SELECT "user" FROM tokens WHERE digest = ?', (_digest(token),)).scalar()
+        return None if name is None else self.user(name)
 
     # --- one-time login links (the demo's first login) --------------------------------------
 
@@ -212,18 +203,25 @@ class AccountStore:
         if self.user(name) is None:
             raise AccountError(f"no user {name!r}")
         secret = secrets.token_urlsafe(32)
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO login_links VALUES (?, ?, ?)", (_digest(secret), name, time.time() + ttl_s)
-            )
+        self._db.execute(
+            'INSERT INTO login_links (digest, "user", expires) VALUES (?, ?, ?)',
+            (_digest(secret), name, time.time() + ttl_s),
+        )
         return secret
 
     def redeem_login_link(self, secret: str) -> User | None:
-        """The link's user, once; the link is gone afterwards whether or not it had expired."""
-        with self._tx() as db:
-            row = db.execute(
-                "DELETE FROM login_links WHERE digest = ? RETURNING user, expires", (_digest(secret),)
-            ).fetchone()
-        if row is None or row[1] < time.time():
+        """The link's user, once; the link is gone afterwards whether or not it had expired.
+
+        One DELETE both reads and spends the link, so two web processes redeeming
+        the same link at once cannot both log in with it.
+        """
+        row = self._db.execute(
+            'DELETE FROM login_links WHERE digest = ? RETURNING "user", expires', (_digest(secret),)
+        ).fetchone()
+        if row is None or row["expires"] < time.time():
             return None
-        return self.user(row[0])
+        return self.user(row["user"])
+
+
+def _user(row: StateRow) -> User:
+    return User(row["name"], cast(Role, row["role"]), tuple(b for b in row["brands"].split("\n") if b))
