@@ -1,8 +1,9 @@
 """Brands, alert rules and sources changed in the web app: versioned, and followed while running.
 
 watch.yaml is the starting point. The web app saves changes as new rows of
-`brand_versions` in `<data_dir>/web.db` (beside the query versions of
-`listener.watch_versions`), each with who and when:
+`brand_versions` in the state database (`<data_dir>/web.db` embedded, PostgreSQL
+when distributed; beside the query versions of `listener.watch_versions`), each
+with who and when:
 
 * `brand`: a brand added in the web app (its name and first queries);
 * `alert`: a brand's whole spike rule (`AlertRule`), replacing watch.yaml's;
@@ -34,11 +35,12 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -46,13 +48,17 @@ from alerts.spike import DetectorSettings, SpikeDetector
 from alerts.stages import DetectStage
 from alerts.state import BrandState
 from listener.config import AlertRule, BrandConfig, OnCallConfig, SourceConfig
-from listener.errors import QuerySyntaxError
+from listener.errors import QuerySyntaxError, StateError
 from listener.records import Record
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, ensure_schema, open_state
 from listener.textsafe import terminal_safe
 from pipelines.stage import Output
 
+if TYPE_CHECKING:
+    from listener.watch_versions import WatchTermStore
+
 __all__ = [
+    "MIGRATIONS",
     "SOURCE_ADAPTER",
     "BrandSettingsStore",
     "BrandsWatcher",
@@ -68,7 +74,29 @@ log = logging.getLogger(__name__)
 
 Part = Literal["brand", "alert", "sources", "channel", "oncall", "archived"]
 SOURCE_ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceConfig)
-_FOLLOW_ERRORS = (sqlite3.Error, ValidationError, QuerySyntaxError, ValueError, KeyError, TypeError)
+_FOLLOW_ERRORS = (
+    sqlite3.Error,
+    StateError,
+    ValidationError,
+    QuerySyntaxError,
+    ValueError,
+    KeyError,
+    TypeError,
+)
+
+# Schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    """
+CREATE TABLE IF NOT EXISTS brand_versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    brand TEXT NOT NULL,
+    part TEXT NOT NULL,
+    body TEXT NOT NULL,
+    author TEXT NOT NULL,
+    at REAL NOT NULL
+);
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -84,48 +112,36 @@ class Change:
 
 
 class BrandSettingsStore:
-    """The `brand_versions` table in `<data_dir>/web.db`."""
+    """The `brand_versions` table, beside the web app's accounts and watch-term versions."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS brand_versions (seq INTEGER PRIMARY KEY, brand TEXT NOT NULL,"
-                " part TEXT NOT NULL, body TEXT NOT NULL, author TEXT NOT NULL, at REAL NOT NULL)"
-            )
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "brand_settings", MIGRATIONS)
 
-    def _db(self) -> sqlite3.Connection:
-        return open_db(self.path)
+    def close(self) -> None:
+        if self._owned:
+            self._db.close()
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Change]:
-        db = self._db()
-        try:
-            rows = db.execute(f"SELECT seq, brand, part, body, author, at FROM brand_versions {sql}", params)
-            return [
-                Change(seq, brand, part, json.loads(body), author, datetime.fromtimestamp(at, UTC))
-                for seq, brand, part, body, author, at in rows.fetchall()
-            ]
-        finally:
-            db.close()
+        rows = self._db.execute(
+            f"SELECT seq, brand, part, body, author, at FROM brand_versions {sql}", params
+        )
+        return [
+            Change(seq, brand, part, json.loads(body), author, datetime.fromtimestamp(at, UTC))
+            for seq, brand, part, body, author, at in rows.rows
+        ]
 
     def save(self, brand: str, part: Part, body: dict[str, Any], author: str) -> Change:
         now = time.time()
         text = json.dumps(body, ensure_ascii=False, sort_keys=True)
-        db = self._db()
-        try:
-            with db:
-                cursor = db.execute(
-                    "INSERT INTO brand_versions (brand, part, body, author, at) VALUES (?, ?, ?, ?, ?)",
-                    (brand, part, text, author, now),
-                )
-                seq = int(cursor.lastrowid or 0)
-        finally:
-            db.close()
-        return Change(seq, brand, part, json.loads(text), author, datetime.fromtimestamp(now, UTC))
+        seq = self._db.execute(
+            "INSERT INTO brand_versions (brand, part, body, author, at) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+            (brand, part, text, author, now),
+        ).scalar()
+        return Change(int(seq), brand, part, json.loads(text), author, datetime.fromtimestamp(now, UTC))
 
     def history(self, brand: str) -> list[Change]:
-        """Newest first."""
+        """Newest first. Brands compare case-folded in Python: SQLite's lower() folds only ASCII."""
         return [c for c in self._rows("ORDER BY seq DESC") if c.brand.casefold() == brand.casefold()]
 
     def latest(self, brand: str, part: Part) -> dict[str, Any] | None:
@@ -141,12 +157,16 @@ class BrandSettingsStore:
         return [c.body for c in self._rows("WHERE part = 'brand' ORDER BY seq")]
 
     def latest_seq(self) -> int:
-        db = self._db()
-        try:
-            row = db.execute("SELECT coalesce(max(seq), 0) FROM brand_versions").fetchone()
-        finally:
-            db.close()
-        return int(row[0])
+        """The newest version's number (0 when none)."""
+        return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM brand_versions").scalar())
+
+    def saved(self) -> int:
+        """How many versions were ever saved: the change check running stages poll.
+
+        Rows are only ever added, so the count grows with every commit, in whichever
+        order two saves on PostgreSQL commit (the newest number could hide one).
+        """
+        return int(self._db.execute("SELECT COUNT(*) FROM brand_versions").scalar())
 
 
 def apply_sources(configured: Sequence[Any], change: dict[str, Any] | None) -> list[Any]:
@@ -159,16 +179,40 @@ def apply_sources(configured: Sequence[Any], change: dict[str, Any] | None) -> l
 
 
 def effective_brands(
-    configured: Sequence[BrandConfig], path: Path, *, archived: bool = False
+    configured: Sequence[BrandConfig], db: StateDB | str | Path, *, archived: bool = False
 ) -> list[BrandConfig]:
     """watch.yaml's brands and the web app's, each with its newest queries, rule, sources,
     channel and rota; archived brands only when `archived` is true."""
+    with _opened(db) as stores:
+        if stores is None:
+            return list(configured)
+        return _fold(configured, *stores, archived=archived)
+
+
+@contextmanager
+def _opened(db: StateDB | str | Path) -> Iterator[tuple[WatchTermStore, BrandSettingsStore] | None]:
+    """The two version stores over `db`; None for a web.db that does not exist yet (nothing
+    saved), which reading must not create. A file opened here is closed afterwards."""
     from listener.watch_versions import WatchTermStore
 
-    if not path.exists():
-        return list(configured)
-    settings = BrandSettingsStore(path)
-    terms = WatchTermStore(path)
+    if isinstance(db, str | Path) and not Path(db).exists():
+        yield None
+        return
+    state, owned = open_state(db)
+    try:
+        yield WatchTermStore(state), BrandSettingsStore(state)
+    finally:
+        if owned:
+            state.close()
+
+
+def _fold(
+    configured: Sequence[BrandConfig],
+    terms: WatchTermStore,
+    settings: BrandSettingsStore,
+    *,
+    archived: bool,
+) -> list[BrandConfig]:
     known = {b.name.casefold() for b in configured}
     brands = list(configured)
     for body in settings.added_brands():
@@ -202,21 +246,40 @@ def _fields(brand: BrandConfig) -> dict[str, Any]:
 
 @dataclass
 class BrandsWatcher:
-    """Says when the effective brands changed, at most every `check_every_s` seconds."""
+    """Says when the effective brands changed, at most every `check_every_s` seconds.
+
+    `db` is the state database the web app saves to (or the embedded web.db's path):
+    the web app is another process, so each check asks the database, never a cache.
+    The stores are opened once, at the first check that finds the database.
+    """
 
     configured: Sequence[BrandConfig]
-    path: Path
+    db: StateDB | str | Path
     check_every_s: float = 5.0
     archived: bool = False  # also the archived brands
     _seen: tuple[int, int] = field(default=(-1, -1), init=False)
     _next: float = field(default=0.0, init=False)
+    _stores: tuple[WatchTermStore, BrandSettingsStore] | None = field(default=None, init=False)
+    _state: StateDB | None = field(default=None, init=False, repr=False)
 
-    def version(self) -> tuple[int, int]:
+    def stores(self) -> tuple[WatchTermStore, BrandSettingsStore] | None:
+        """The version stores, or None while the embedded web.db does not exist yet."""
         from listener.watch_versions import WatchTermStore
 
-        if not self.path.exists():
+        if self._stores is None:
+            if isinstance(self.db, str | Path) and not Path(self.db).exists():
+                return None
+            state, owned = open_state(self.db)
+            self._state = state if owned else None
+            self._stores = (WatchTermStore(state), BrandSettingsStore(state))
+        return self._stores
+
+    def version(self) -> tuple[int, int]:
+        """(watch-term versions, brand-setting versions) saved so far."""
+        stores = self.stores()
+        if stores is None:
             return (0, 0)
-        return (WatchTermStore(self.path).latest_seq(), BrandSettingsStore(self.path).latest_seq())
+        return (stores[0].saved(), stores[1].saved())
 
     def changed(self) -> list[BrandConfig] | None:
         """The new effective brands, or None when nothing changed (or they cannot be read)."""
@@ -226,9 +289,10 @@ class BrandsWatcher:
         self._next = now + self.check_every_s
         try:
             seen = self.version()
-            if seen == self._seen:
+            stores = self.stores()
+            if seen == self._seen or stores is None:
                 return None
-            brands = effective_brands(self.configured, self.path, archived=self.archived)
+            brands = _fold(self.configured, *stores, archived=self.archived)
         except _FOLLOW_ERRORS as exc:
             log.warning(
                 "keeping the current brand settings; the saved ones cannot be used: %s",
@@ -237,6 +301,12 @@ class BrandsWatcher:
             return None
         self._seen = seen
         return brands
+
+    def close(self) -> None:
+        """Closes the embedded file this watcher opened itself; a shared database stays open."""
+        if self._state is not None:
+            self._state.close()
+            self._state, self._stores = None, None
 
 
 class LiveBrands:
@@ -251,12 +321,12 @@ class LiveBrands:
     def __init__(
         self,
         configured: Sequence[BrandConfig],
-        path: Path,
+        db: StateDB | str | Path,
         *,
         check_every_s: float = 0.0,
         archived: bool = False,
     ) -> None:
-        self.watcher = BrandsWatcher(configured, path, check_every_s, archived)
+        self.watcher = BrandsWatcher(configured, db, check_every_s, archived)
         self._brands: list[BrandConfig] = list(configured)
 
     def current(self) -> list[BrandConfig]:
@@ -289,7 +359,7 @@ class LiveDetectStage(DetectStage):
     def __init__(
         self,
         brands: Sequence[BrandConfig],
-        path: Path,
+        path: StateDB | str | Path,
         state_path: str | Path,
         *,
         check_every_s: float = 5.0,

@@ -65,14 +65,14 @@ class FieldProblem:
 
 def settings_store(request: Request) -> BrandSettingsStore:
     terms: WatchTermStore = request.app.state.watch_terms
-    return BrandSettingsStore(terms.path)
+    return BrandSettingsStore(terms.db)
 
 
 def brand_configs(request: Request) -> list[BrandConfig]:
     """watch.yaml's brands and the web app's, with every saved version applied; archived
     brands too, so their history stays searchable and they can be brought back."""
     terms: WatchTermStore = request.app.state.watch_terms
-    return effective_brands(request.app.state.config.brands, terms.path, archived=True)
+    return effective_brands(request.app.state.config.brands, terms.db, archived=True)
 
 
 def brand_names(request: Request) -> list[str]:
