@@ -1,10 +1,11 @@
 """People's "wrong sentiment" corrections, kept as labelled examples.
 
 Every correction is a training example a brand team already paid for: the
-alert and search interfaces record them here, in a small SQLite file in the
-data directory, and `listener feedback export` writes them out in the format
-`listener train` reads. A later correction of the same mention replaces the
-earlier one, so a slip of the mouse can be undone.
+alert and search interfaces record them here, in the state database (a small
+SQLite file in the data directory, or the shared PostgreSQL database), and
+`listener feedback export` writes them out in the format `listener train` reads.
+A later correction of the same mention replaces the earlier one, so a slip of
+the mouse can be undone.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import TextIO
 
 from listener.errors import ClassifierError
-from listener.sqlite_files import open_db
+from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["Correction", "FeedbackStore"]
+__all__ = ["MIGRATIONS", "Correction", "FeedbackStore"]
 
 _LABELS = ("negative", "neutral", "positive")
-_SCHEMA = """
+_COLUMNS = "mention_id, brand, text, label, model_label, model_id, model_version, corrected_by, corrected_at"
+# Schema steps, oldest first; never edit a released step, append a new one.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS sentiment_feedback (
     mention_id TEXT PRIMARY KEY,
     brand TEXT NOT NULL,
@@ -34,8 +38,9 @@ CREATE TABLE IF NOT EXISTS sentiment_feedback (
     model_version TEXT,
     corrected_by TEXT,
     corrected_at TEXT NOT NULL
+);
+""",
 )
-"""
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,15 @@ class Correction:
 
 
 class FeedbackStore:
-    """One table in `<data_dir>/feedback.db`."""
+    """The `sentiment_feedback` table (`<data_dir>/feedback.db` when embedded)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = open_db(path, _SCHEMA)
+    def __init__(self, db: StateDB | str | Path) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "sentiment_feedback", MIGRATIONS)
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
     def record(self, correction: Correction) -> None:
         if correction.label not in _LABELS:
@@ -67,20 +73,23 @@ class FeedbackStore:
         if not correction.text.strip():
             raise ClassifierError("a correction needs the mention's text")
         at = correction.corrected_at or datetime.now(UTC).isoformat(timespec="seconds")
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO sentiment_feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (correction.mention_id, correction.brand, correction.text, correction.label,
-                 correction.model_label, correction.model_id, correction.model_version,
-                 correction.corrected_by, at),
-            )
+        self._db.execute(
+            f"INSERT INTO sentiment_feedback ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (mention_id) DO UPDATE SET brand = excluded.brand, text = excluded.text,"
+            " label = excluded.label, model_label = excluded.model_label, model_id = excluded.model_id,"
+            " model_version = excluded.model_version, corrected_by = excluded.corrected_by,"
+            " corrected_at = excluded.corrected_at",
+            (correction.mention_id, correction.brand, correction.text, correction.label,
+             correction.model_label, correction.model_id, correction.model_version,
+             correction.corrected_by, at),
+        )  # fmt: skip
 
     def corrections(self, brand: str | None = None) -> Iterator[Correction]:
-        query = "SELECT * FROM sentiment_feedback"
+        query = f"SELECT {_COLUMNS} FROM sentiment_feedback"
         params: tuple[str, ...] = ()
         if brand is not None:
             query, params = query + " WHERE brand = ?", (brand,)
-        for row in self._db.execute(query + " ORDER BY corrected_at, mention_id", params):
+        for row in self._db.execute(query + " ORDER BY corrected_at, mention_id", params).rows:
             yield Correction(*row)
 
     def export(self, out: TextIO, *, fmt: str = "jsonl", brand: str | None = None) -> int:

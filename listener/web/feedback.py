@@ -9,7 +9,6 @@ module is installed, so `listener feedback export` picks it up.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -19,15 +18,34 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from listener.records import ScoredMention
+from listener.statedb import StateDB, ensure_schema, open_state
 from listener.web.accounts import User
 from listener.web.security import Csrf, FeedbackUser, Reader
 
-__all__ = ["FeedbackIn", "MentionFeedback", "router"]
+__all__ = ["MIGRATIONS", "FeedbackIn", "MentionFeedback", "router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 Kind = Literal["wrong_sentiment", "not_about_brand"]
 _LABELS = ("negative", "neutral", "positive")
+
+# Schema steps, oldest first; never edit a released step, append a new one.
+# `user` is reserved in PostgreSQL, so that column is always written quoted.
+MIGRATIONS = (
+    """
+CREATE TABLE IF NOT EXISTS mention_feedback (
+    mention_id TEXT NOT NULL,
+    brand TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    label TEXT,
+    model_label TEXT,
+    note TEXT NOT NULL,
+    "user" TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (mention_id, kind, "user")
+);
+""",
+)
 
 
 class FeedbackIn(BaseModel):
@@ -37,51 +55,49 @@ class FeedbackIn(BaseModel):
 
 
 class MentionFeedback:
-    """The `mention_feedback` table; one row per (mention, kind, user), the latest wins."""
+    """The `mention_feedback` table; one row per (mention, kind, user), the latest wins.
 
-    def __init__(self, path: Path, training_path: Path | None = None) -> None:
-        self.path = path
-        self.training_path = training_path
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS mention_feedback (mention_id TEXT NOT NULL, brand TEXT NOT NULL,"
-                " kind TEXT NOT NULL, label TEXT, model_label TEXT, note TEXT NOT NULL, user TEXT NOT NULL,"
-                " at REAL NOT NULL, PRIMARY KEY (mention_id, kind, user))"
-            )
+    `training` is where wrong-sentiment corrections also go (`models.feedback`):
+    a path, or the state database, which PostgreSQL deployments share.
+    """
 
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    def __init__(self, db: StateDB | str | Path, training: StateDB | str | Path | None = None) -> None:
+        self._db, self._owned = open_state(db)
+        ensure_schema(self._db, "mention_feedback", MIGRATIONS)
+        self.training = training
+
+    def close(self) -> None:
+        if self._owned:
+            self._db.close()
 
     def record(self, mention: ScoredMention, body: FeedbackIn, user: str) -> None:
-        db = self._db()
-        try:
-            with db:
-                db.execute(
-                    "INSERT OR REPLACE INTO mention_feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        mention.id,
-                        mention.brand,
-                        body.kind,
-                        body.label,
-                        mention.sentiment.label.value,
-                        body.note[:2000],
-                        user,
-                        time.time(),
-                    ),
-                )
-        finally:
-            db.close()
+        self._db.execute(
+            'INSERT INTO mention_feedback (mention_id, brand, kind, label, model_label, note, "user", at)'
+            ' VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mention_id, kind, "user") DO UPDATE SET'
+            " brand = excluded.brand, label = excluded.label, model_label = excluded.model_label,"
+            " note = excluded.note, at = excluded.at",
+            (
+                mention.id,
+                mention.brand,
+                body.kind,
+                body.label,
+                mention.sentiment.label.value,
+                body.note[:2000],
+                user,
+                time.time(),
+            ),
+        )
         if body.kind == "wrong_sentiment" and body.label is not None:
             self._train(mention, body.label, user)
 
     def _train(self, mention: ScoredMention, label: str, user: str) -> None:
-        if self.training_path is None:
+        if self.training is None:
             return
         try:
             from models.feedback import Correction, FeedbackStore
         except ImportError:  # the training corrections module is optional here
             return
-        store = FeedbackStore(self.training_path)
+        store = FeedbackStore(self.training)
         try:
             store.record(
                 Correction(
@@ -99,17 +115,12 @@ class MentionFeedback:
             store.close()
 
     def for_mention(self, mention_id: str) -> list[dict[str, Any]]:
-        db = self._db()
-        try:
-            rows = db.execute(
-                "SELECT kind, label, model_label, note, user, at FROM mention_feedback WHERE mention_id = ?"
-                " ORDER BY at",
-                (mention_id,),
-            ).fetchall()
-        finally:
-            db.close()
-        keys = ("kind", "label", "model_label", "note", "user", "at")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        rows = self._db.execute(
+            'SELECT kind, label, model_label, note, "user", at FROM mention_feedback WHERE mention_id = ?'
+            " ORDER BY at",
+            (mention_id,),
+        ).rows
+        return [row.as_dict() for row in rows]
 
 
 def _save(request: Request, mention_id: str, body: FeedbackIn, user: User) -> None:
