@@ -8,6 +8,18 @@ after it. A row left at `sending` means the process died mid-call: the
 outcome is unknown, and the stage sends again (an alert may be duplicated in
 that narrow case, but it is never lost), logging that it does so.
 
+Two `notify` copies on one shared database (a Kafka rebalance hands an alert
+to a second copy before the first has committed its offset) must not both
+post it: `claim` locks the delivery's row for the length of the delivery, so
+exactly one copy sends and the other finds it `sent`. The row lock is held
+across the notifier's call (a Slack post, with its retries); that is
+acceptable because only the one delivery's row is locked and the other copy
+would otherwise post a duplicate. A copy killed mid-call rolls its
+transaction back, releasing the lock, and the next claimant sends again
+(at-least-once). The attempts counter is written before the lock, in its own
+commit, so that claimant knows and says the message "may have been sent
+before".
+
 The firing message's reference is what later messages for the same alert
 (the resolution) reply to, so a spike's story stays in one Slack thread.
 """
@@ -15,11 +27,14 @@ The firing message's reference is what later messages for the same alert
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["MIGRATIONS", "Outbox"]
+__all__ = ["MIGRATIONS", "Claim", "Outbox"]
 
 # Schema steps, oldest first; never edit a released step, append a new one.
 MIGRATIONS = (
@@ -38,8 +53,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What the claimant found under the row lock."""
+
+    already_sent: bool
+    attempts: int  # claims so far, this one included; above 1, an earlier one may have sent it
+
+
 class Outbox:
-    """One row per delivery; every write commits at once.
+    """One row per delivery; every write commits at once, except `sent` inside a `claim`.
 
     On a shared database two `notify` copies may handle one alert during a
     rebalance: `claim` lets exactly one of them send it.
@@ -57,12 +80,30 @@ class Outbox:
         return None if row is None else str(row[0])
 
     def sending(self, alert_id: str, status: str, notifier: int) -> None:
+        """Count one more attempt at a delivery (the row is created at `sending`)."""
         self._db.execute(
             "INSERT INTO outbox (alert_id, status, notifier, state, attempts, updated) "
             "VALUES (?, ?, ?, 'sending', 1, ?) ON CONFLICT (alert_id, status, notifier) "
-            "DO UPDATE SET attempts = attempts + 1, updated = excluded.updated",
+            "DO UPDATE SET attempts = outbox.attempts + 1, updated = excluded.updated",
             (alert_id, status, notifier, time.time()),
         )
+
+    @contextmanager
+    def claim(self, alert_id: str, status: str, notifier: int) -> Iterator[Claim]:
+        """Hold one delivery's row until the block ends; deliver only when not `already_sent`.
+
+        Call `sent` inside the block: it commits with the claim. An exception in
+        the block rolls back, so the delivery stays unsent and the next claim sends.
+        """
+        self.sending(alert_id, status, notifier)  # its own commit: the count survives a rollback
+        with self._db.transaction():
+            row = self._db.execute(
+                "SELECT state, attempts FROM outbox WHERE alert_id = ? AND status = ? AND notifier = ?"
+                " FOR UPDATE",
+                (alert_id, status, notifier),
+            ).fetchone()
+            assert row is not None  # written just above; outbox rows are only deleted when old
+            yield Claim(already_sent=row["state"] == "sent", attempts=int(row["attempts"]))
 
     def sent(self, alert_id: str, status: str, notifier: int, ref: str | None) -> None:
         self._db.execute(

@@ -8,19 +8,15 @@ one notification.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alerts.notifier import Notifier
-from alerts.outbox import Outbox
-from alerts.response import Desk
+from alerts.notify import ALERTS_TOPIC, NotifyStage  # the notify stage's steps live in alerts.notify
 from alerts.spike import DetectorSettings, SpikeDetector
 from alerts.state import DetectorStore
 from listener.config import AlertRule
-from listener.errors import NotifierError
-from listener.records import Alert, Record, ScoredMention
+from listener.records import Record, ScoredMention
 from listener.statedb import StateDB
 from pipelines.stage import Output
 
@@ -28,16 +24,9 @@ __all__ = ["ALERTS_TOPIC", "DetectStage", "NotifyStage"]
 
 log = logging.getLogger(__name__)
 
-ALERTS_TOPIC = "alerts"
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _status_key(alert: Alert) -> str:
-    """What one message is: firing, resolved, or the n-th update of the spike."""
-    return f"update-{alert.revision}" if alert.status == "update" else alert.status
 
 
 class DetectStage:
@@ -147,149 +136,3 @@ class DetectStage:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
-
-
-class NotifyStage:
-    """Sends each alert to each notifier, retrying what the notifier says is retryable.
-
-    With an `outbox` (SQLite in the data dir) what was sent survives restarts,
-    so a redelivered alert is not posted again, and a resolution is posted as
-    a reply to its firing message (notifiers with a `reply` method, e.g.
-    Slack threads). Without one, the record lives in memory for the process.
-    """
-
-    name = "notify"
-    input_topic = ALERTS_TOPIC
-
-    def __init__(
-        self,
-        notifiers: Sequence[Notifier],
-        sleep: Callable[[float], None] = time.sleep,
-        *,
-        attempts: int = 4,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
-        max_retry_after: float = 300.0,
-        remember: int = 10_000,
-        outbox: Outbox | None = None,
-        desk: Desk | None = None,
-    ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        self.notifiers = list(notifiers)
-        self.sleep = sleep
-        self.attempts = attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
-        self._remember = remember
-        self._sent: dict[tuple[str, str, int], str | None] = {}
-        self.outbox = outbox
-        self.desk = desk
-
-    def handle(self, records: Sequence[Record]) -> list[Output]:
-        for record in records:
-            if not isinstance(record, Alert):
-                log.warning("notify: ignoring a %s on alerts", type(record).__name__)
-                continue
-            if self.desk is not None:
-                if not self.desk.admit(record):
-                    log.info("notify: %s alert %s for %s is silenced", record.status, record.id, record.brand)
-                    continue
-                if record.status == "firing":
-                    # Before posting, so the message's buttons always find their incident.
-                    self.desk.open(record)
-            for index, notifier in enumerate(self.notifiers):
-                self._notify(record, index, notifier)
-        return []
-
-    def _notify(self, record: Alert, index: int, notifier: Notifier) -> None:
-        status = _status_key(record)
-        key = (record.id, status, index)
-        if key in self._sent or self._already_sent(record, index):
-            log.debug("notify: %s %s already sent by notifier %d", status, record.id, index)
-            return
-        if self.outbox is not None:
-            self.outbox.sending(record.id, status, index)
-        ref = self._deliver(notifier, record, self._thread(record, index))
-        self._sent[key] = ref
-        if self.outbox is not None:
-            self.outbox.sent(record.id, status, index, ref)
-        if len(self._sent) > self._remember:
-            del self._sent[next(iter(self._sent))]
-        channel_of = getattr(notifier, "channel", None)
-        if self.desk is not None and record.status == "firing" and ref is not None and callable(channel_of):
-            self.desk.incidents.attach_message(record.id, str(channel_of(record)), ref)
-
-    def _already_sent(self, alert: Alert, index: int) -> bool:
-        if self.outbox is None:
-            return False
-        state = self.outbox.state(alert.id, _status_key(alert), index)
-        if state == "sending":
-            log.warning(
-                "notify: %s alert %s may have been sent before a restart; sending again rather than lose it",
-                alert.status,
-                alert.id,
-            )
-        return state == "sent"
-
-    def _thread(self, alert: Alert, index: int) -> str | None:
-        """The firing message a resolution replies to, if the notifier threads and it was sent."""
-        if alert.status == "firing":
-            return None
-        if self.outbox is not None:
-            return self.outbox.ref(alert.id, "firing", index)
-        return self._sent.get((alert.id, "firing", index))
-
-    def _deliver(self, notifier: Notifier, alert: Alert, thread: str | None = None) -> str | None:
-        label = type(notifier).__name__
-        reply = getattr(notifier, "reply", None)
-        for attempt in range(1, self.attempts + 1):
-            try:
-                if thread is not None and callable(reply):
-                    result = reply(alert, thread)
-                    return None if result is None else str(result)
-                return notifier.send(alert)
-            except NotifierError as exc:
-                if not exc.retryable:
-                    log.error(
-                        "notify: %s refused %s alert %s for %s, not retrying: %s",
-                        label,
-                        alert.status,
-                        alert.id,
-                        alert.brand,
-                        exc,
-                    )
-                    raise
-                if attempt == self.attempts:
-                    log.error(
-                        "notify: %s failed %d times for alert %s; giving up: %s",
-                        label,
-                        attempt,
-                        alert.id,
-                        exc,
-                    )
-                    raise
-                delay = self._delay(attempt, exc.retry_after)
-                log.warning(
-                    "notify: %s failed (attempt %d/%d), retrying in %.1fs: %s",
-                    label,
-                    attempt,
-                    self.attempts,
-                    delay,
-                    exc,
-                )
-                self.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self.outbox is not None:
-            self.outbox.close()
-        if self.desk is not None:
-            self.desk.close()
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            # Honour the server, within reason: a stage stuck for an hour helps nobody.
-            return min(max(0.0, retry_after), self.max_retry_after)
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
