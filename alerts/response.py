@@ -1,9 +1,10 @@
 """The response desk: incidents, silences and the on-call roster behind one set of verbs.
 
-The notify stage, the escalation stage, the CLI and the Slack endpoint all act
-on the same workflow; they go through a `Desk` so that the rules (a muted spike
-opens no incident, the owner or an admin resolves, identities are compared as
-responder names) live in one place. Every verb is idempotent where the bus can
+The notify stage, the escalation stage, the CLI, the web app and the Slack
+endpoint all act on the same workflow; they go through a `Desk` so that the
+rules (a muted spike opens no incident, the owner or an admin resolves,
+identities are compared as responder names, every act is on the audit trail)
+live in one place. Every verb is idempotent where the bus can
 repeat it: opening an incident twice for one alert opens one.
 """
 
@@ -17,6 +18,7 @@ from alerts.incidents import Incident, IncidentStore
 from alerts.oncall import Roster
 from alerts.silences import Silence, SilenceStore
 from listener.config import Config
+from listener.datadir import DataDir, StateDatabases
 from listener.errors import IncidentError
 from listener.records import Alert
 
@@ -37,23 +39,35 @@ class Desk:
         self.silences = silences
         self.roster = roster
         self.clock = clock
+        self._owned: StateDatabases | None = None
 
     @classmethod
-    def open_dir(cls, data_dir: Path, config: Config, clock: Callable[[], float] = time.time) -> Desk:
-        """The desk over the data dir, its roster following rotas saved in the web app.
+    def from_state(
+        cls, state: StateDatabases, config: Config, clock: Callable[[], float] = time.time
+    ) -> Desk:
+        """The desk over the state databases, its roster following rotas saved in the web app.
 
         Archived brands keep their rota here: their open incidents are still
-        escalated, reminded and resolved under it.
+        escalated, reminded and resolved under it. The databases are `state`'s:
+        closing the desk leaves them open for the other stores of the process.
         """
         from listener.brand_settings import LiveBrands
 
-        brands = LiveBrands(config.brands, data_dir / "web.db", archived=True)
+        brands = LiveBrands(config.brands, state.db("brand_settings"), archived=True)
         return cls(
-            IncidentStore(data_dir / "incidents.db"),
-            SilenceStore(data_dir / "silences.db"),
+            IncidentStore(state.db("incidents")),
+            SilenceStore(state.db("silences")),
             Roster(brands.current),
             clock,
         )
+
+    @classmethod
+    def open_dir(cls, data_dir: Path, config: Config, clock: Callable[[], float] = time.time) -> Desk:
+        """`from_state` over databases of its own, closed with the desk (for callers holding a path)."""
+        state = StateDatabases(DataDir(data_dir), config.state)
+        desk = cls.from_state(state, config, clock)
+        desk._owned = state
+        return desk
 
     def admit(self, alert: Alert) -> bool:
         """False for a spike that fired under a silence (and for its updates and end)."""
@@ -97,12 +111,22 @@ class Desk:
             incident.id, self.roster.identify(incident.brand, who), self.clock()
         )
 
-    def resolve(self, ref: str, who: str, note: str) -> Incident:
+    def resolve(self, ref: str, who: str, note: str, *, admin: bool = False) -> Incident:
+        """The owner or a brand admin resolves; `admin` when the caller vouches for `who`
+        (a web account with the admin role)."""
         incident = self.incident(ref)
         actor = self.roster.identify(incident.brand, who)
-        return self.incidents.resolve(
-            incident.id, actor, note, self.clock(), admins=self.roster.admins(incident.brand)
-        )
+        admins = self.roster.admins(incident.brand) | ({actor} if admin else set())
+        return self.incidents.resolve(incident.id, actor, note, self.clock(), admins=admins)
+
+    def note(self, ref: str, who: str, text: str) -> Incident:
+        """A free-text line on the trail; the incident's state does not change."""
+        incident = self.incident(ref)
+        if not text.strip():
+            raise IncidentError("a note needs some text")
+        actor = self.roster.identify(incident.brand, who)
+        self.incidents.add_event(incident.id, self.clock(), "note", actor, text.strip()[:4000])
+        return self.incident(ref)
 
     def not_real(self, ref: str, who: str, reason: str = "") -> Incident:
         """Feedback on the rule's precision; the incident's state is left to its owner."""
@@ -132,3 +156,5 @@ class Desk:
     def close(self) -> None:
         self.incidents.close()
         self.silences.close()
+        if self._owned is not None:
+            self._owned.close()

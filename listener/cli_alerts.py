@@ -19,6 +19,7 @@ import click
 from alerts.incidents import Incident, IncidentStats
 from alerts.response import Desk
 from listener.config import parse_duration
+from listener.datadir import StateDatabases
 from listener.errors import IncidentError
 from listener.textsafe import terminal_safe
 
@@ -41,7 +42,8 @@ def _desk(config_path: Path) -> Iterator[Desk]:
     from listener.cli_common import load_or_exit
 
     config = load_or_exit(config_path)
-    desk = Desk.open_dir(config.data_dir, config)
+    state = StateDatabases.from_config(config)
+    desk = Desk.from_state(state, config)
     try:
         yield desk
     except IncidentError as exc:
@@ -49,6 +51,7 @@ def _desk(config_path: Path) -> Iterator[Desk]:
         raise SystemExit(1) from None
     finally:
         desk.close()
+        state.close()
 
 
 def _when(epoch: float | None) -> str:

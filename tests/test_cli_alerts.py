@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from alerts.response import Desk
 from listener.cli import main
 from listener.config import load_config
+from listener.datadir import StateDatabases
 
 WATCH = """
 data_dir: data
@@ -32,11 +33,12 @@ def setup(tmp_path: Path) -> tuple[Path, str]:
     path = tmp_path / "watch.yaml"
     path.write_text(WATCH)
     config = load_config(path)
-    desk = Desk.open_dir(config.data_dir, config)
+    state = StateDatabases.from_config(config)
+    desk = Desk.from_state(state, config)
     alert = make_alert(created=datetime.fromtimestamp(time.time(), UTC))
     incident = desk.open(alert)
     desk.open(alert)  # the bus redelivers: still one incident
-    desk.close()
+    state.close()
     return path, str(incident.id)
 
 
