@@ -1,30 +1,46 @@
-"""Slack's interactivity requests (button presses, the resolve dialog) on a small HTTP endpoint.
+"""Slack's interactivity requests (button presses, the resolve dialog) on `POST /slack/actions`.
 
 Anyone who can reach the endpoint can send it a request, so each one must
-prove it came from Slack: `X-Slack-Signature` is `v0=` + HMAC-SHA256 of
-`v0:{X-Slack-Request-Timestamp}:{raw body}` under the app's signing secret,
-compared in constant time, and the timestamp must be within five minutes of
-now. A signature already seen is refused too, so a captured request cannot be
-replayed inside that window. Refusals answer 401 and change nothing.
+prove it came from Slack: slack-sdk's `SignatureVerifier` checks
+`X-Slack-Signature` (HMAC-SHA256 of `v0:{timestamp}:{raw body}` under the app's
+signing secret, compared in constant time), and the timestamp must be within
+five minutes of now. A signature already seen is refused too, so a captured
+request cannot be replayed inside that window. Refusals answer 401 with the
+reason and change nothing.
 
 Resolve asks for a note through a modal (`views.open`); the modal's
 submission resolves the incident. Every state change rewrites the alert
-message in place (`chat.update`) so the channel sees who has it.
+message in place (`chat.update`) so the channel sees who has it. The rewrite
+keeps the alert as posted; a submission does not carry the message, so it is
+taken from this process's memory of the button press or, when another copy
+served the press, fetched from Slack (`conversations.history`, which needs the
+bot's `channels:history` scope, `groups:history` for private channels).
+
+The endpoint is an ASGI route: the web app mounts it, and `InteractivityServer`
+runs it alone on uvicorn (`listener run --stage interactivity`). Waiting for a
+request's body is a coroutine, not a thread, so clients that connect and send
+nothing cannot starve a real press; bodies are capped in size and in time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from slack_sdk.signature import Clock, SignatureVerifier
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from alerts.incidents import Incident
 from alerts.mrkdwn import escape
@@ -32,38 +48,28 @@ from alerts.response import Desk
 from alerts.slack import ACTION_PREFIX, SlackNotifier, action_buttons, to_notifier_error
 from listener.errors import IncidentError, ListenerError
 
-__all__ = ["PATH", "InteractivityServer", "sign", "signature_problem"]
+__all__ = ["PATH", "InteractivityServer", "SlackActions", "actions_router"]
 
 log = logging.getLogger(__name__)
 
 PATH = "/slack/actions"
 TOLERANCE = 300.0
 MAX_BODY = 1_000_000
+BODY_TIMEOUT = 10.0  # seconds a client may take to send its body once its headers are in
+KEEP_ALIVE = 5  # seconds an idle kept-alive connection stays open (uvicorn's timeout_keep_alive)
+CACHED_MESSAGES = 1000
 RESOLVE_CALLBACK = ACTION_PREFIX + "resolve"
 Block = dict[str, Any]
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """Slack's v0 signature of one request."""
-    base = b"v0:" + timestamp.encode("ascii") + b":" + body
-    return "v0=" + hmac.new(secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
+class _Clock(Clock):
+    """The endpoint's clock, for slack-sdk's verifier (tests move time at will)."""
 
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
 
-def signature_problem(
-    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float
-) -> str | None:
-    """Why a request is refused, or None when Slack signed it in the last five minutes."""
-    if not timestamp or not signature:
-        return "unsigned request"
-    try:
-        sent = float(timestamp)
-    except ValueError:
-        return "malformed timestamp"
-    if abs(now - sent) > TOLERANCE:
-        return "stale timestamp (replayed or clock skew)"
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
-        return "bad signature"
-    return None
+    def now(self) -> float:
+        return self._now()
 
 
 class _Replays:
@@ -119,56 +125,48 @@ def resolve_modal(alert_id: str, channel: str | None, ts: str | None) -> Block:
     }
 
 
-class InteractivityServer:
-    """`POST /slack/actions` on a loopback or public address; start() returns at once."""
+class SlackActions:
+    """What one signed interactivity request does: verify it, then act through the `Desk`."""
 
     def __init__(
-        self,
-        desk: Desk,
-        slack: SlackNotifier,
-        signing_secret: str,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
+        self, desk: Desk, slack: SlackNotifier, signing_secret: str, clock: Callable[[], float] = time.time
     ) -> None:
         self.desk = desk
         self.slack = slack
-        self.secret = signing_secret
         self.clock = clock
+        self._verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
         self._replays = _Replays()
         # The alert as posted, by message ts, from the last button press: a modal's submission
         # does not carry the message, and the rewrite must keep the alert's evidence.
         self._blocks: dict[str, list[Block]] = {}
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://{host}:{self._server.server_address[1]}{PATH}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-actions", daemon=True)
+        self._blocks_lock = threading.Lock()
 
-    def start(self) -> InteractivityServer:
-        self._thread.start()
-        log.info("slack interactivity endpoint on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self.desk.close()
-
-    # --- request handling -------------------------------------------------------------------
+    def refusal(self, headers: dict[str, str], body: bytes) -> str | None:
+        """Why a request is refused, or None when Slack signed it, recently and only once."""
+        timestamp = headers.get("x-slack-request-timestamp")
+        signature = headers.get("x-slack-signature")
+        if not timestamp or not signature:
+            return "unsigned request"
+        try:
+            sent = int(timestamp)
+        except ValueError:
+            return "malformed timestamp"
+        now = self.clock()
+        if abs(now - sent) > TOLERANCE:
+            return "stale timestamp (replayed or clock skew)"
+        try:
+            valid = self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+        except UnicodeDecodeError:
+            valid = False
+        if not valid:
+            return "bad signature"
+        if not self._replays.first_time(signature, now):
+            return "replayed request"
+        return None
 
     def receive(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any] | None]:
-        """Verify, then act; `(HTTP status, JSON body or None)`."""
-        signature = headers.get("x-slack-signature")
-        problem = signature_problem(
-            self.secret, headers.get("x-slack-request-timestamp"), signature, body, self.clock()
-        )
-        if (
-            problem is None
-            and signature is not None
-            and not self._replays.first_time(signature, self.clock())
-        ):
-            problem = "replayed request"
+        """Verify, then act; `(HTTP status, JSON body or None)`. Header names in lower case."""
+        problem = self.refusal(headers, body)
         if problem is not None:
             log.warning("slack interactivity: refused a request: %s", problem)
             return 401, {"error": problem}
@@ -178,8 +176,7 @@ class InteractivityServer:
             return 400, {"error": "payload is not JSON"}
         if not isinstance(payload, dict):
             return 400, {"error": "payload is not an object"}
-        with self._lock:
-            return self._dispatch(payload)
+        return self._dispatch(payload)
 
     def _dispatch(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         user = str((payload.get("user") or {}).get("id") or "")
@@ -193,7 +190,7 @@ class InteractivityServer:
         channel = (payload.get("channel") or {}).get("id")
         message = payload.get("message") or {}
         if message.get("ts") and isinstance(message.get("blocks"), list):
-            self._blocks[str(message["ts"])] = message["blocks"]
+            self._remember(str(message["ts"]), message["blocks"])
         try:
             self._act(name, alert_id, user, payload, channel, message)
         except IncidentError as exc:
@@ -249,8 +246,33 @@ class InteractivityServer:
         if channel and ts:
             text = f"Resolved by {escape(incident.resolved_by or '?', 80)}: {escape(note, 1500)}"
             self._call("chat_postMessage", channel=channel, thread_ts=ts, text=text, reply_broadcast=True)
-            self._show(incident, channel, {"ts": ts, "blocks": self._blocks.pop(str(ts), None)})
+            self._show(incident, channel, {"ts": ts, "blocks": self._posted(str(channel), str(ts))})
         return 200, None
+
+    def _remember(self, ts: str, blocks: list[Block]) -> None:
+        with self._blocks_lock:
+            self._blocks.pop(ts, None)
+            self._blocks[ts] = blocks
+            while len(self._blocks) > CACHED_MESSAGES:
+                del self._blocks[next(iter(self._blocks))]
+
+    def _posted(self, channel: str, ts: str) -> list[Block] | None:
+        """The alert message's blocks: remembered from the press, else as Slack has them."""
+        with self._blocks_lock:
+            remembered = self._blocks.pop(ts, None)
+        if remembered is not None:
+            return remembered
+        try:
+            found = self.slack.client.conversations_history(
+                channel=channel, latest=ts, inclusive=True, limit=1
+            )
+        except Exception as exc:
+            log.warning("slack interactivity: cannot fetch message %s: %s", ts, to_notifier_error(exc))
+            return None
+        for message in found.get("messages") or []:
+            if str(message.get("ts")) == ts and isinstance(message.get("blocks"), list):
+                return list(message["blocks"])
+        return None
 
     def _show(
         self, incident: Incident, channel: str | None, message: dict[str, Any], extra: str = ""
@@ -281,28 +303,119 @@ class InteractivityServer:
         except Exception as exc:
             raise to_notifier_error(exc) from exc
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    def close(self) -> None:
+        self.desk.close()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if self.path.split("?", 1)[0] != PATH or not 0 <= length <= MAX_BODY:
-                    self._answer(404 if length <= MAX_BODY else 413, {"error": "not here"})
-                    return
-                body = self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                self._answer(*server.receive(headers, body))
 
-            def _answer(self, status: int, data: dict[str, Any] | None) -> None:
-                payload = b"" if data is None else json.dumps(data).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+# --- the ASGI route ------------------------------------------------------------------------------
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
-        return Handler
+class _TooLarge(Exception):
+    pass
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The raw body, refused past `limit` bytes whatever Content-Length claimed."""
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise _TooLarge
+    return bytes(received)
+
+
+def _answer(status: int, data: dict[str, Any] | None) -> Response:
+    content = b"" if data is None else json.dumps(data).encode("utf-8")
+    return Response(content, status_code=status, media_type="application/json")
+
+
+def actions_router(
+    actions: SlackActions, *, max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT
+) -> APIRouter:
+    """`POST /slack/actions` as a router, for the web app or `InteractivityServer` to include.
+
+    The body is awaited on the event loop (bounded in size and time); only the
+    verified request's work (the desk, Slack's API) runs on a worker thread.
+    """
+    router = APIRouter()
+
+    @router.post(PATH, include_in_schema=False)
+    async def slack_actions(request: Request) -> Response:
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > max_body:
+            return _answer(413, {"error": "body too large"})
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await _body(request, max_body)
+        except TimeoutError:
+            return _answer(408, {"error": "body not sent in time"})
+        except _TooLarge:
+            return _answer(413, {"error": "body too large"})
+        except ClientDisconnect:
+            return _answer(400, {"error": "client went away"})
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return _answer(*await run_in_threadpool(actions.receive, headers, body))
+
+    return router
+
+
+class InteractivityServer:
+    """`POST /slack/actions` alone on uvicorn, on a loopback or public address.
+
+    The port is bound at construction (0 picks a free one, named in `url`);
+    `start()` returns at once, and connections made before the loop runs wait
+    in the listen backlog.
+    """
+
+    def __init__(
+        self,
+        desk: Desk,
+        slack: SlackNotifier,
+        signing_secret: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_body: int = MAX_BODY,
+        body_timeout: float = BODY_TIMEOUT,
+    ) -> None:
+        self.actions = SlackActions(desk, slack, signing_secret, clock)
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        app.include_router(actions_router(self.actions, max_body=max_body, body_timeout=body_timeout))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family)
+        bound = self._socket.getsockname()[1]
+        self.url = f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{bound}{PATH}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_keep_alive=KEEP_ALIVE,
+                timeout_graceful_shutdown=3,
+            )
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="slack-actions", daemon=True
+        )
+
+    @property
+    def desk(self) -> Desk:
+        return self.actions.desk
+
+    def start(self) -> InteractivityServer:
+        self._thread.start()
+        log.info("slack interactivity endpoint on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._socket.close()
+        self.actions.close()
+
+    def receive(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any] | None]:
+        """Verify, then act, without HTTP; header names in lower case."""
+        return self.actions.receive(headers, body)

@@ -1,12 +1,14 @@
 """A loopback stand-in for Slack's Web API, enough for `slack_sdk.WebClient(base_url=...)`.
 
 It answers `auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`,
-`views.open` and the three steps of `files_upload_v2` (`files.getUploadURLExternal`,
-the raw POST to the upload URL it hands out, `files.completeUploadExternal`,
-keeping the uploaded bytes in `files`), with form or JSON bodies; it checks the
-`Authorization: Bearer` token like Slack does (HTTP 200 with `ok: false`),
-records every request, and can be told to fail the next calls with a 429 plus
-`Retry-After`, an HTTP 500, or an `ok: false` error code.
+`views.open`, `conversations.history` (over the channel messages posted and
+updated here) and the three steps of `files_upload_v2`
+(`files.getUploadURLExternal`, the raw POST to the upload URL it hands out,
+`files.completeUploadExternal`, keeping the uploaded bytes in `files`), with
+form or JSON bodies; it checks the `Authorization: Bearer` token like Slack
+does (HTTP 200 with `ok: false`), records every request, and can be told to
+fail the next calls with a 429 plus `Retry-After`, an HTTP 500, or an
+`ok: false` error code.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class FakeSlack:
         self._failures: list[tuple[str, str | None]] = []
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
+        self._messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/"
@@ -136,16 +139,40 @@ class FakeSlack:
         if method == "chat.update":
             if not body.get("ts"):
                 return 200, {"ok": False, "error": "message_not_found"}
+            self._keep(body["channel"], body["ts"], body)
             return 200, {"ok": True, "channel": body["channel"], "ts": body["ts"]}
         if method == "chat.postEphemeral":
             return 200, {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+        if method == "conversations.history":
+            return 200, self._history(body)
         ts = f"1700000000.{next(self._ts):06d}"
+        if not body.get("thread_ts"):
+            self._keep(body["channel"], ts, body)
         return 200, {
             "ok": True,
             "channel": body["channel"],
             "ts": ts,
             "message": {"text": body.get("text", ""), "ts": ts},
         }
+
+    def _keep(self, channel: str, ts: str, body: dict[str, Any]) -> None:
+        """A channel message as `conversations.history` returns it (thread replies are not kept)."""
+        message = {"type": "message", "ts": ts, "text": body.get("text", "")}
+        if isinstance(body.get("blocks"), list):
+            message["blocks"] = body["blocks"]
+        with self._lock:
+            self._messages.setdefault(channel, {})[ts] = message
+
+    def _history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, at or before `latest` (inclusive when asked), at most `limit`."""
+        latest = str(body.get("latest") or "9999999999.999999")
+        inclusive = str(body.get("inclusive", "")).lower() in ("1", "true")
+        limit = int(body.get("limit") or 100)
+        with self._lock:
+            kept = self._messages.get(str(body["channel"]), {})
+            found = [m for ts, m in kept.items() if ts < latest or (inclusive and ts == latest)]
+        found.sort(key=lambda m: str(m["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def _files(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Step 1 hands out an upload URL on this server; step 3 shares what was POSTed there."""
@@ -197,10 +224,18 @@ class FakeSlack:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                method = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 raw = self.rfile.read(length).decode("utf-8")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                body = _parse_body(headers.get("content-type", ""), raw)
+                self._api(headers, _parse_body(headers.get("content-type", ""), raw))
+
+            def do_GET(self) -> None:
+                """Read methods (`conversations.history`) send their arguments in the query string."""
+                query = self.path.split("?", 1)[1] if "?" in self.path else ""
+                body = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+                self._api({k.lower(): v for k, v in self.headers.items()}, body)
+
+            def _api(self, headers: dict[str, str], body: dict[str, Any]) -> None:
+                method = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 status, response = fake._answer(method, headers, body)
                 with fake._lock:
                     fake.requests.append(RecordedRequest(method, headers, body, status, response))
@@ -226,6 +261,7 @@ _METHODS = frozenset(
         "chat.update",
         "chat.postEphemeral",
         "views.open",
+        "conversations.history",
         "files.getUploadURLExternal",
         "files.completeUploadExternal",
     }

@@ -64,7 +64,10 @@ def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | 
     app.state.feedback = MentionFeedback(web_db, config.data_dir / "feedback.db")
     app.middleware("http")(auth_middleware)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
-    app.state.incidents = incidents.IncidentDesk(config.data_dir / "incidents.db")
+    app.state.incidents = incidents.IncidentDesk.from_config(config)
+    slack_actions = incidents.slack_actions(config, app.state.incidents.desk)
+    if slack_actions is not None:  # Slack's buttons, signed by Slack rather than logged in
+        app.include_router(slack_actions)
     for module in (
         search,
         dashboard,

@@ -1,90 +1,96 @@
 """Incidents in the browser: open and past incidents, their timeline, acknowledge and resolve.
 
-The rules are the incident store's own, the same ones Slack's buttons follow:
-the first acknowledgement takes ownership, and only the owner (or an admin)
-may resolve, with a note. A web account with the admin role counts as an admin.
+The rules are the response desk's, the same code path Slack's buttons and the
+CLI take: the first acknowledgement takes ownership, and only the owner (or an
+admin) may resolve, with a note. A web account with the admin role counts as
+an admin; a web account named like a responder in the brand's rota is that
+responder.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
-from alerts.incidents import Event, Incident, IncidentStore
+from alerts.incidents import Event, Incident
+from alerts.response import Desk
+from listener.config import Config
+from listener.datadir import StateDatabases
 from listener.errors import IncidentError
 from listener.web.accounts import User, can
 from listener.web.render import page
 from listener.web.security import Csrf, Reader
 
-__all__ = ["IncidentDesk", "router"]
+__all__ = ["IncidentDesk", "router", "slack_actions"]
 
 router = APIRouter()
 
 
 class IncidentDesk:
-    """The incident store behind a lock: its one SQLite connection is shared by the server's threads."""
+    """The web app's view of the response desk: the same `Desk` as Slack's buttons and the CLI,
+    so a browser acknowledgement follows the same rules and lands on the same trail."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._store: IncidentStore | None = None
+    def __init__(self, desk: Desk, owned: StateDatabases | None = None) -> None:
+        self.desk = desk
+        self._owned = owned
 
-    def _open(self) -> IncidentStore:
-        if self._store is None:
-            self._store = IncidentStore(self.path)
-        return self._store
+    @classmethod
+    def from_config(cls, config: Config, state: StateDatabases | None = None) -> IncidentDesk:
+        """Over `state`, or over databases of its own (closed with it) when none is given."""
+        if state is not None:
+            return cls(Desk.from_state(state, config))
+        owned = StateDatabases.from_config(config)
+        return cls(Desk.from_state(owned, config), owned)
 
     def find(self, state: str | None, limit: int = 100) -> list[Incident]:
-        with self._lock:
-            return self._open().find(state=state, limit=limit)
+        return self.desk.incidents.find(state=state, limit=limit)
 
     def detail(self, incident_id: int) -> tuple[Incident, list[Event]]:
-        with self._lock:
-            store = self._open()
-            incident = store.get(incident_id)
-            if incident is None:
-                raise HTTPException(404, "no such incident")
-            return incident, store.events(incident_id)
+        incident = self.desk.incidents.get(incident_id)
+        if incident is None:
+            raise HTTPException(404, "no such incident")
+        return incident, self.desk.incidents.events(incident_id)
 
     def stats(self, by: Literal["brand", "responder"]) -> list[Any]:
-        with self._lock:
-            return self._open().stats(by)
+        return self.desk.incidents.stats(by)
 
     def act(self, incident_id: int, user: User, action: str, note: str) -> Incident:
-        """Acknowledge, resolve or note; a broken rule comes back as 409 with the store's reason."""
+        """Acknowledge, resolve or note; a broken rule comes back as 409 with the desk's reason."""
         if not can(user, "incidents"):
             raise HTTPException(403, f"your role ({user.role}) may not work incidents")
-        now = time.time()
-        admins = {user.name} if user.role == "admin" else set()
-        with self._lock:
-            store = self._open()
-            try:
-                if action == "ack":
-                    return store.acknowledge(incident_id, user.name, now)
-                if action == "resolve":
-                    return store.resolve(incident_id, user.name, note, now, admins=admins)
-                if action == "note" and note.strip():
-                    store.add_event(incident_id, now, "note", user.name, note.strip()[:4000])
-                    found = store.get(incident_id)
-                    assert found is not None
-                    return found
-            except IncidentError as exc:
-                status = 404 if str(exc).startswith("no incident") else 409
-                raise HTTPException(status, str(exc)) from None
+        ref = str(incident_id)
+        try:
+            if action == "ack":
+                return self.desk.acknowledge(ref, user.name)
+            if action == "resolve":
+                return self.desk.resolve(ref, user.name, note, admin=user.role == "admin")
+            if action == "note" and note.strip():
+                return self.desk.note(ref, user.name, note)
+        except IncidentError as exc:
+            status = 404 if str(exc).startswith("no incident") else 409
+            raise HTTPException(status, str(exc)) from None
         raise HTTPException(400, "unknown action, or an empty note")
 
     def close(self) -> None:
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+        self.desk.close()
+        if self._owned is not None:
+            self._owned.close()
+
+
+def slack_actions(config: Config, desk: Desk) -> APIRouter | None:
+    """Slack's button endpoint over the same desk, when Slack and its signing secret are set."""
+    secret = config.slack.signing_secret
+    if secret is None or config.slack.bot_token is None:
+        return None
+    from alerts.interactivity import SlackActions, actions_router
+    from alerts.slack import SlackNotifier
+
+    slack = SlackNotifier.from_config(config.slack, config.brands)
+    return actions_router(SlackActions(desk, slack, secret.get_secret_value()))
 
 
 def _when(epoch: float | None) -> str:

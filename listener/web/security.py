@@ -39,7 +39,7 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-PUBLIC_PATHS = frozenset({"/healthz", "/login"})
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/slack/actions"})  # Slack signs its requests
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Next = Callable[[Request], Awaitable[Response]]
