@@ -13,4 +13,4 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 # Real Kafka-protocol and Elasticsearch-compatible servers, started once per session when asked for.
 from postgres_server import postgres_server_url  # noqa: F401
 from scale_servers import elasticsearch_url, kafka_bootstrap  # noqa: F401
-from state_engines import state_db  # noqa: F401
+from state_engines import state_db, state_db_pair  # noqa: F401
