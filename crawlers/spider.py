@@ -248,7 +248,7 @@ def build_settings(
     source: SpiderSourceConfig,
     limits: Limits,
     *,
-    state_path: str | None = None,
+    state_address: str | None = None,
     crawl_timeout: float = 600.0,
     log_level: str = "INFO",
     now: float | None = None,
@@ -284,7 +284,7 @@ def build_settings(
         },
         "ITEM_PIPELINES": {f"{plugins}.DocumentPipeline": 100, f"{plugins}.JsonLinesWriter": 900},
         "LISTENER_SOURCE_NAME": source.name,
-        "LISTENER_STATE_PATH": state_path,
+        "LISTENER_STATE_ADDRESS": state_address,
         "LISTENER_MAX_PAGES": source.max_pages,
         "LISTENER_SETTINGS_KEY": settings_key(source),
         "LISTENER_NOW": now,  # the launching process's clock decides which back-offs have ended

@@ -31,10 +31,21 @@ from crawlers.spider import ITEM_KEY
 from crawlers.state import FetchState
 from crawlers.text import language_tag, parse_date, site_of
 from listener.records import Document, document_id
+from listener.statedb import is_file_address, open_address
 
 __all__ = ["DocumentPipeline", "JsonLinesWriter", "PageBudgetMiddleware", "SkipSeenMiddleware"]
 
 log = logging.getLogger(__name__)
+
+
+def _fetch_state(address: str | None) -> FetchState | None:
+    """The launching process's fetch state, read-only; none for a first crawl with no file yet."""
+    if not address:
+        return None
+    if is_file_address(address):
+        # From the path, so the store owns the file and opens it query-only.
+        return FetchState(address, readonly=True) if Path(address).exists() else None
+    return FetchState(open_address(address), readonly=True)
 
 
 class SkipSeenMiddleware:
@@ -44,8 +55,7 @@ class SkipSeenMiddleware:
         self.settings_key = str(crawler.settings.get("LISTENER_SETTINGS_KEY") or "")
         now = crawler.settings.get("LISTENER_NOW")
         self.now = time.time() if now is None else float(now)
-        path = crawler.settings.get("LISTENER_STATE_PATH")
-        self.state = FetchState(path, readonly=True) if path and Path(path).exists() else None
+        self.state = _fetch_state(crawler.settings.get("LISTENER_STATE_ADDRESS"))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SkipSeenMiddleware:

@@ -3,7 +3,7 @@
     python -m crawlers.spider_runner < job.json
 
 The job (JSON on stdin) holds `source` (a `SpiderSourceConfig`), `limits` (a
-`Limits`), and optionally `state_path`, `crawl_timeout`, `log_level` and `now`
+`Limits`), and optionally `state_address`, `crawl_timeout`, `log_level` and `now`
 (epoch seconds: the launcher's clock, against which back-offs are checked).
 Documents come out on stdout, one JSON object per line; Scrapy's log goes to
 stderr, ending with a `LISTENER-CRAWL {...}` line that summarises the crawl
@@ -45,7 +45,7 @@ def run_crawl(job: dict[str, Any], output: IO[str]) -> dict[str, Any]:
     settings = build_settings(
         source,
         limits,
-        state_path=job.get("state_path"),
+        state_address=job.get("state_address"),
         crawl_timeout=float(job.get("crawl_timeout") or 600.0),
         log_level=str(job.get("log_level") or "INFO"),
         now=None if job.get("now") is None else float(job["now"]),

@@ -142,7 +142,7 @@ class SpiderSource:
         return {
             "source": self.config.model_dump(mode="json"),
             "limits": self.limits.model_dump(mode="json"),
-            "state_path": str(self.state.path),
+            "state_address": self.state.db.address,  # over stdin: a PostgreSQL URL carries its password
             "crawl_timeout": self.crawl_timeout,
             "log_level": self.log_level,
             "now": self.clock(),

@@ -45,6 +45,8 @@ __all__ = [
     "StateDB",
     "StateRow",
     "ensure_schema",
+    "is_file_address",
+    "open_address",
     "open_state",
     "to_postgres_ddl",
 ]
@@ -107,6 +109,12 @@ class StateDB(Protocol):
         """Where the rows live, for messages: a file path or a server address without secrets."""
         ...
 
+    @property
+    def address(self) -> str:
+        """What a child process opens (`open_address`) to reach the same rows: the file path,
+        or the connection URL with its password, so hand it over a pipe and never log it."""
+        ...
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run one statement in the portable dialect; inside `transaction()` it joins it."""
         ...
@@ -166,6 +174,16 @@ def open_state(source: StateDB | str | Path) -> tuple[StateDB, bool]:
     return source, False
 
 
+def is_file_address(address: str) -> bool:
+    """True for an embedded database's path, False for a PostgreSQL URL or libpq string."""
+    return not (re.match(r"^(postgres|postgresql)://", address) or ("=" in address and "/" not in address))
+
+
+def open_address(address: str) -> StateDB:
+    """The database behind a `StateDB.address` another process handed over."""
+    return SqliteStateDB(address) if is_file_address(address) else PostgresStateDB(address)
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 
@@ -188,6 +206,10 @@ class SqliteStateDB:
 
     @property
     def where(self) -> str:
+        return str(self.path)
+
+    @property
+    def address(self) -> str:
         return str(self.path)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
@@ -301,6 +323,7 @@ class PostgresStateDB:
                 "state.engine 'postgres' needs psycopg: pip install 'listener[postgres]'"
             ) from exc
         self._where = _redact(url)
+        self._url = url
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -319,6 +342,10 @@ class PostgresStateDB:
     @property
     def where(self) -> str:
         return self._where
+
+    @property
+    def address(self) -> str:
+        return self._url
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         text = _postgres_sql(sql)
