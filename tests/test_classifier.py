@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from classifier_contract import tiny_model_dir
 from safetensors.torch import load_file
 
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
 from listener.records import Sentiment, SentimentLabel
 from models.classifier import Classifier
-from models.encoder import bundled_model_dir
 from models.finetuned import DEFAULT_MODEL_DIR
 from models.head import default_head_path
 from models.loader import load_classifier
@@ -249,27 +249,6 @@ def test_a_corrupt_head_file_gives_a_classifier_error(tmp_path: Path) -> None:
 
 
 # --- any Hugging Face model -----------------------------------------------------------
-
-
-def tiny_model_dir(path: Path, id2label: dict[int, str]) -> Path:
-    """A small random BERT classifier, saved like a fine-tuned model would be."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=512,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-    )
-    BertForSequenceClassification(config).save_pretrained(path)
-    source = bundled_model_dir()
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(source / name, path / name)
-    return path
 
 
 def test_a_local_three_label_model_directory_scores_mentions(tmp_path: Path) -> None:
