@@ -201,6 +201,9 @@ class SqliteStateDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL never corrupts the file; a power cut may lose the last commits, which
+        # at-least-once delivery redoes (an item fetched or an alert posted once more, never lost).
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
         self._depth = 0
 
@@ -349,18 +352,19 @@ class PostgresStateDB:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         text = _postgres_sql(sql)
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return _pg_result(conn.execute(text, tuple(params)))
-        with self._pool.connection() as pooled:
-            return _pg_result(pooled.execute(text, tuple(params)))
+        with self._unavailable_is_state_error():
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                return _pg_result(conn.execute(text, tuple(params)))
+            with self._pool.connection() as pooled:
+                return _pg_result(pooled.execute(text, tuple(params)))
 
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> int:
         text = _postgres_sql(sql)
         rows = [tuple(p) for p in params]
         if not rows:
             return 0
-        with self.transaction():
+        with self.transaction(), self._unavailable_is_state_error():
             cursor = self._local.conn.cursor()
             cursor.executemany(text, rows)
             return int(cursor.rowcount)
@@ -370,12 +374,25 @@ class PostgresStateDB:
         if getattr(self._local, "conn", None) is not None:
             yield
             return
-        with self._pool.connection() as conn, conn.transaction():
+        with self._unavailable_is_state_error(), self._pool.connection() as conn, conn.transaction():
             self._local.conn = conn
             try:
                 yield
             finally:
                 self._local.conn = None
+
+    @contextmanager
+    def _unavailable_is_state_error(self) -> Iterator[None]:
+        """A lost server, a full pool, a deadlock or a serialization failure is a `StateError`:
+        the stage runner retries the batch after a pause instead of dead-lettering its records,
+        which were never at fault. Constraint violations and SQL mistakes pass through as they are."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StateError(f"the state database at {self._where} is unavailable: {exc}") from exc
 
     def migrate(self, component: str, steps: Sequence[str]) -> int:
         with self.transaction():

@@ -202,11 +202,15 @@ class Wiring:
     def scheduler(self) -> tuple[Scheduler, Callable[[], None]]:
         """The sources' scheduler, and the tick that follows sources saved in the web app."""
         from crawlers.factory import build_sources
+        from crawlers.health import HealthLog
         from crawlers.scheduler import Scheduler
         from listener.live_sources import SourceSync
 
         scheduler = Scheduler(
-            build_sources(self.config, self.fetch_state), self.fetch_state, publish=self.publish_documents
+            build_sources(self.config, self.fetch_state),
+            self.fetch_state,
+            publish=self.publish_documents,
+            health=HealthLog(self.state.db("source_health")),
         )
         settings = self.state.db("brand_settings")
         sync = SourceSync(scheduler, self.config.brands, settings, self.config.limits, self.fetch_state)

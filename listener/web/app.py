@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from listener.config import Config
+from listener.datadir import StateDatabases
 from listener.watch_versions import WatchTermStore
 from listener.web import (
     brand_alerting,
@@ -47,24 +48,35 @@ class UserIn(BaseModel):
     brands: list[str] = []
 
 
-def create_app(config: Config, store: MentionStore, *, accounts: AccountStore | None = None) -> FastAPI:
-    """The app for `config`'s brands over `store`; accounts live in `<data_dir>/web.db`."""
+def create_app(
+    config: Config,
+    store: MentionStore,
+    *,
+    state: StateDatabases | None = None,
+    accounts: AccountStore | None = None,
+) -> FastAPI:
+    """The app for `config`'s brands over `store` and the state databases (the config's, by default).
+
+    Accounts, settings, feedback, silences and incidents are read from `state`, so on
+    PostgreSQL the web app steers the same rows every stage process reads.
+    """
     app = FastAPI(
         title="Listener",
         summary="Search brand mentions, read dashboards, edit watch terms, give feedback.",
         docs_url=None,  # Swagger UI needs inline and third-party scripts; the schema is at /openapi.json
         redoc_url=None,
     )
-    web_db = config.data_dir / "web.db"
+    state = state or StateDatabases.from_config(config)
     app.state.config = config
     app.state.store = store
-    app.state.accounts = accounts or AccountStore(web_db)
+    app.state.state = state
+    app.state.accounts = accounts or AccountStore(state.db("accounts"))
     app.state.login_throttle = LoginThrottle()
-    app.state.watch_terms = WatchTermStore(web_db)
-    app.state.feedback = MentionFeedback(web_db, config.data_dir / "feedback.db")
+    app.state.watch_terms = WatchTermStore(state.db("watch_versions"))
+    app.state.feedback = MentionFeedback(state.db("mention_feedback"), state.db("sentiment_feedback"))
     app.middleware("http")(auth_middleware)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
-    app.state.incidents = incidents.IncidentDesk.from_config(config)
+    app.state.incidents = incidents.IncidentDesk.from_config(config, state)
     slack_actions = incidents.slack_actions(config, app.state.incidents.desk)
     if slack_actions is not None:  # Slack's buttons, signed by Slack rather than logged in
         app.include_router(slack_actions)

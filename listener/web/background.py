@@ -10,9 +10,10 @@ import time
 import uvicorn
 
 from listener.config import Config
+from listener.datadir import StateDatabases
 from listener.web.accounts import AccountStore
 from listener.web.app import create_app
-from pipelines.store_sqlite import EmbeddedStore
+from listener.wiring import open_store
 
 __all__ = ["BackgroundWeb"]
 
@@ -25,13 +26,14 @@ class BackgroundWeb:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        accounts = AccountStore(config.data_dir / "web.db")
+        self.state = StateDatabases.from_config(config)
+        accounts = AccountStore(self.state.db("accounts"))
         if accounts.user(admin) is None:
             # Nobody types this password: the one-time link below is the way in.
             accounts.add_user(admin, "admin", secrets.token_urlsafe(24))
         self.first_login = f"{self.url}/login/link/{accounts.issue_login_link(admin)}"
-        self.store = EmbeddedStore(config.data_dir / "store.db")
-        app = create_app(config, self.store, accounts=accounts)
+        self.store = open_store(config)
+        app = create_app(config, self.store, state=self.state, accounts=accounts)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self._serve, name="web", daemon=True)
 
@@ -49,4 +51,5 @@ class BackgroundWeb:
         self.server.should_exit = True
         self.thread.join(timeout=5)
         self.store.close()
+        self.state.close()
         self.sock.close()

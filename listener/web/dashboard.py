@@ -85,8 +85,10 @@ def _top_terms(store: MentionStore, request: SearchRequest, brand: str) -> list[
 
 def spikes(request: Request, s: Summary) -> list[SpikeMark]:
     """The detector's spikes in the window, whether or not an incident was opened for them."""
-    path = request.app.state.config.data_dir / "detector.db"
-    return read_spikes(path, s.brand, s.start.timestamp(), s.end.timestamp())
+    state = request.app.state.state
+    # Embedded: the detector's file, opened read-only so the web app never creates or locks it.
+    source = state.db("detector") if state.shared else state.data.file("detector")
+    return read_spikes(source, s.brand, s.start.timestamp(), s.end.timestamp())
 
 
 def spike_spans(request: Request, s: Summary) -> list[Span]:

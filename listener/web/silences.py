@@ -34,7 +34,7 @@ class SilenceIn(BaseModel):
 
 
 def _store(request: Request) -> SilenceStore:
-    return SilenceStore(request.app.state.config.data_dir / "silences.db")
+    return SilenceStore(request.app.state.state.db("silences"))
 
 
 def _json(silence: Silence, now: float) -> dict[str, Any]:
