@@ -30,6 +30,7 @@ test: $(VENV)/.installed-test lint typecheck pytest
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy listener crawlers models pipelines alerts

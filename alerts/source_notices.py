@@ -2,7 +2,7 @@
 
 A silent source looks exactly like a quiet brand, so the people watching the
 brand hear about it where they already look. `SourceNotices.check()` reads the
-health report (`listener.cli_sources.source_health`), compares each source's
+health report (`crawlers.health_report.source_health`), compares each source's
 flags with the last ones it announced (kept in `NoticeLog`, state seam
 component `source_notices`, so a restart neither repeats nor forgets a
 notice) and posts one line per change to the channel of every brand that
@@ -16,15 +16,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alerts.escalation import Announcer
 from alerts.mrkdwn import escape, escape_text
 from listener.config import Config
+from listener.datadir import StateDatabases
 from listener.statedb import StateDB, ensure_schema, open_state
-
-if TYPE_CHECKING:
-    from listener.datadir import StateDatabases
 
 __all__ = ["MIGRATIONS", "NoticeLog", "SourceNotices"]
 
@@ -60,34 +58,30 @@ class NoticeLog:
 
 
 class SourceNotices:
-    """Where the announced flags live: `state`'s `source_notices` database when given (the
-    composition root's), else `path` (a `StateDB` or a file; `fetch.db` by default)."""
+    """Announced flags, live brands and health all come from `state` (the composition root's
+    databases), or from the config's own when none are given (closed with this object)."""
 
-    def __init__(
-        self,
-        config: Config,
-        announcer: Announcer,
-        *,
-        path: StateDB | str | Path | None = None,
-        state: StateDatabases | None = None,
-    ) -> None:
+    def __init__(self, config: Config, announcer: Announcer, *, state: StateDatabases | None = None) -> None:
         from listener.brand_settings import LiveBrands
 
         self.config = config
         self.announcer = announcer
-        self.brands = LiveBrands(config.brands, Path(config.data_dir) / "web.db")
-        where = path if state is None else state.db("source_notices")
-        self.notices = NoticeLog(Path(config.data_dir) / "fetch.db" if where is None else where)
+        self._owned = state is None
+        self.state = state or StateDatabases.from_config(config)
+        self.brands = LiveBrands(config.brands, self.state.db("brand_settings"))
+        self.notices = NoticeLog(self.state.db("source_notices"))
 
     def close(self) -> None:
         self.notices.close()
+        if self._owned:
+            self.state.close()
 
     def check(self, now: float | None = None) -> int:
         """Post what changed since the last check; return how many messages went out."""
-        from listener.cli_sources import source_health
+        from crawlers.health_report import source_health
 
         sent = 0
-        for row in source_health(self.config, now=now):
+        for row in source_health(self.config, now=now, state=self.state):
             flags = ",".join(row["flags"])
             if flags == self.notices.flags(row["source"]):
                 continue

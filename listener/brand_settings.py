@@ -23,7 +23,7 @@ archived brand is left out unless asked for (the web app lists it, and the
 incident desk keeps answering for its open incidents).
 The running stages follow it the way `LiveMatchStage` follows queries: a
 `BrandsWatcher` checks a cheap change number every few seconds, and the
-match stage, the spike stage (`LiveDetectStage`) and the source scheduler
+match stage, the spike stage (`alerts.live_detect`) and the source scheduler
 (`listener.live_sources`) rebuild what changed. Everything is validated with
 the watch.yaml models before it is saved; a row that no longer validates is
 logged and skipped, and the stages keep what they had.
@@ -35,7 +35,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,15 +44,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from alerts.spike import DetectorSettings, SpikeDetector
-from alerts.stages import DetectStage
-from alerts.state import BrandState
 from listener.config import AlertRule, BrandConfig, OnCallConfig, SourceConfig
 from listener.errors import QuerySyntaxError, StateError
-from listener.records import Record
 from listener.statedb import StateDB, ensure_schema, open_state
 from listener.textsafe import terminal_safe
-from pipelines.stage import Output
 
 if TYPE_CHECKING:
     from listener.watch_versions import WatchTermStore
@@ -64,7 +59,6 @@ __all__ = [
     "BrandsWatcher",
     "Change",
     "LiveBrands",
-    "LiveDetectStage",
     "Part",
     "apply_sources",
     "effective_brands",
@@ -343,73 +337,3 @@ class LiveBrands:
         """The brand's own channel; None sends its messages to `slack.default_channel`."""
         found = self.get(name)
         return None if found is None else found.slack_channel
-
-
-class LiveDetectStage(DetectStage):
-    """`DetectStage` that follows alert rules and brands saved in the web app, without a restart.
-
-    A changed rule rebuilds the brand's detector over its persisted state, so
-    the next windows are judged by the new rule. Counts are kept per bucket, so
-    a new bucket length restarts the brand's counts (an open spike carries
-    over, to resolve or go on under the new rule). A new channel applies from
-    the next spike: an open one keeps posting where its thread is. An archived
-    brand is dropped (its state stays on disk for when it comes back).
-    """
-
-    def __init__(
-        self,
-        brands: Sequence[BrandConfig],
-        path: StateDB | str | Path,
-        state_path: str | Path,
-        *,
-        check_every_s: float = 5.0,
-        clock: Callable[[], datetime] | None = None,
-        settings: DetectorSettings | None = None,
-    ) -> None:
-        extra: dict[str, Any] = {} if clock is None else {"clock": clock}
-        super().__init__(
-            rules={b.name: b.alert for b in brands},
-            channels={b.name: b.slack_channel for b in brands},
-            state_path=state_path,
-            settings=settings,
-            **extra,
-        )
-        self.watcher = BrandsWatcher(brands, path, check_every_s)
-
-    def handle(self, records: Sequence[Record]) -> list[Output]:
-        self.follow()
-        return super().handle(records)
-
-    def detector(self, brand: str) -> SpikeDetector | None:
-        found = super().detector(brand)
-        if found is not None and found.state.open_spike is None:
-            found.channel = self.channels.get(brand.casefold())
-        return found
-
-    def follow(self) -> None:
-        brands = self.watcher.changed()
-        if brands is None:
-            return
-        wanted = {b.name.casefold() for b in brands}
-        for key in [k for k in self.rules if k not in wanted]:
-            name, _ = self.rules.pop(key)
-            self._detectors.pop(key, None)
-            log.info("detect: %s no longer alerts (archived)", terminal_safe(name))
-        for brand in brands:
-            key = brand.name.casefold()
-            self.channels[key] = brand.slack_channel
-            old = self.rules.get(key)
-            if old is not None and old[1] == brand.alert:
-                continue
-            self.rules[key] = (brand.name, brand.alert)
-            self._detectors.pop(key, None)
-            if old is not None and old[1].bucket != brand.alert.bucket:
-                self._restart_counts(brand.name)
-            what = "a new rule" if old else "its first rule"
-            log.info("detect: %s now alerts by %s", terminal_safe(brand.name), what)
-
-    def _restart_counts(self, brand: str) -> None:
-        with self.store.transaction():
-            kept = self.store.load(brand).open_spike
-            self.store.save(brand, BrandState(open_spike=kept))
-            self.store.forget_seen_before(brand, 2**62)

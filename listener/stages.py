@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from listener.brand_settings import BrandsWatcher
 from listener.config import BrandConfig
+from listener.errors import QuerySyntaxError
 from listener.query.matcher import Matcher
 from listener.query.parser import parse_watch_query
 from listener.records import Document, Mention, Record, ScoredMention
+from listener.statedb import StateDB
 from models.classifier import Classifier
 from models.targeting import aim_at_brand
 from pipelines.stage import Output
@@ -24,7 +28,7 @@ from pipelines.store import MentionStore
 if TYPE_CHECKING:  # datasketch (behind stories) takes a second to import; callers pass the index in
     from listener.stories import StoryIndex
 
-__all__ = ["ClassifyStage", "IndexStage", "MatchStage"]
+__all__ = ["ClassifyStage", "IndexStage", "LiveMatchStage", "MatchStage"]
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +115,33 @@ class IndexStage:
                 scored = [m.model_copy(update={"story_id": s}) for m, s in zip(scored, ids, strict=True)]
             self._store.upsert(scored)
         return []
+
+
+class LiveMatchStage:
+    """`MatchStage` over the effective brands (newest saved queries, brands added in the web app),
+    re-read every `check_every_s`."""
+
+    name = "match"
+    input_topic = "documents"
+    idle_tick: float | None = None  # reacts to records only
+
+    def __init__(
+        self, brands: Sequence[BrandConfig], db: StateDB | str | Path, *, check_every_s: float = 5.0
+    ) -> None:
+        self._watcher = BrandsWatcher(brands, db, check_every_s)
+        self._stage = MatchStage(list(brands))
+
+    def _refresh(self) -> None:
+        brands = self._watcher.changed()
+        if brands is None:
+            return
+        try:
+            self._stage = MatchStage(brands)
+        except (QuerySyntaxError, ValueError) as exc:
+            log.warning("match: keeping the current watch terms; the saved ones cannot be used: %s", exc)
+            return
+        log.info("match: watch terms now at version %s", self._watcher.version())
+
+    def handle(self, records: Sequence[Record]) -> list[Output]:
+        self._refresh()
+        return self._stage.handle(records)

@@ -13,19 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from listener.config import BrandConfig
-from listener.errors import QuerySyntaxError
-from listener.records import Record
-from listener.stages import MatchStage
 from listener.statedb import StateDB, ensure_schema, open_state
-from pipelines.stage import Output
 
-__all__ = ["MIGRATIONS", "LiveMatchStage", "Version", "WatchTermStore"]
+__all__ = ["MIGRATIONS", "Version", "WatchTermStore"]
 
 log = logging.getLogger(__name__)
 
@@ -99,35 +93,3 @@ class WatchTermStore:
         order, and a poll between them would never see the lower one.
         """
         return int(self._db.execute("SELECT COUNT(*) FROM watch_versions").scalar())
-
-
-class LiveMatchStage:
-    """`MatchStage` over the effective brands (newest saved queries, brands added in the web app),
-    re-read every `check_every_s`."""
-
-    name = "match"
-    input_topic = "documents"
-    idle_tick: float | None = None  # reacts to records only
-
-    def __init__(
-        self, brands: Sequence[BrandConfig], db: StateDB | str | Path, *, check_every_s: float = 5.0
-    ) -> None:
-        from listener.brand_settings import BrandsWatcher
-
-        self._watcher = BrandsWatcher(brands, db, check_every_s)
-        self._stage = MatchStage(list(brands))
-
-    def _refresh(self) -> None:
-        brands = self._watcher.changed()
-        if brands is None:
-            return
-        try:
-            self._stage = MatchStage(brands)
-        except (QuerySyntaxError, ValueError) as exc:
-            log.warning("match: keeping the current watch terms; the saved ones cannot be used: %s", exc)
-            return
-        log.info("match: watch terms now at version %s", self._watcher.version())
-
-    def handle(self, records: Sequence[Record]) -> list[Output]:
-        self._refresh()
-        return self._stage.handle(records)

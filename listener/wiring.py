@@ -274,7 +274,7 @@ def _is_slack(notifier: object) -> bool:
 
 
 def _match(w: Wiring) -> Stage:
-    from listener.watch_versions import LiveMatchStage
+    from listener.stages import LiveMatchStage
 
     return LiveMatchStage(w.config.brands, w.state.db("watch_versions"))
 
@@ -293,7 +293,7 @@ def _index(w: Wiring) -> Stage:
 
 
 def _detect(w: Wiring) -> Stage:
-    from listener.brand_settings import LiveDetectStage
+    from alerts.live_detect import LiveDetectStage
 
     def now() -> datetime:
         return datetime.fromtimestamp(w.clock(), UTC)

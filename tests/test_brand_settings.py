@@ -12,10 +12,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from listener.brand_settings import BrandSettingsStore, LiveDetectStage, effective_brands
+from alerts.live_detect import LiveDetectStage
+from listener.brand_settings import BrandSettingsStore, effective_brands
 from listener.config import AlertRule, BrandConfig, Limits
 from listener.records import Document, Mention, document_id
-from listener.watch_versions import LiveMatchStage, WatchTermStore
+from listener.stages import LiveMatchStage
+from listener.watch_versions import WatchTermStore
 from tests.alertstory import Story
 from tests.fixture_server import FixtureServer, Route
 

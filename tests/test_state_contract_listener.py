@@ -33,9 +33,10 @@ from listener.records import (
     document_id,
     mention_id,
 )
+from listener.stages import LiveMatchStage
 from listener.statedb import StateDB
 from listener.stories import StoryIndex
-from listener.watch_versions import LiveMatchStage, WatchTermStore
+from listener.watch_versions import WatchTermStore
 from listener.web import accounts, feedback
 from listener.web.accounts import AccountError, AccountStore, User
 from listener.web.feedback import FeedbackIn, MentionFeedback

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from listener.config import BrandConfig
 from listener.records import Document, Mention, document_id
-from listener.watch_versions import LiveMatchStage, WatchTermStore
+from listener.stages import LiveMatchStage
+from listener.watch_versions import WatchTermStore
 
 
 def doc(text: str) -> Document:

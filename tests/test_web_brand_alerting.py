@@ -20,6 +20,7 @@ from slack_server import TOKEN, FakeSlack, fake_slack
 from alerts.digest import DigestLog, WeeklyDigest
 from alerts.escalation import EscalationStage
 from alerts.incidents import IncidentStore
+from alerts.live_detect import LiveDetectStage
 from alerts.response import Desk
 from alerts.slack import SlackNotifier
 from alerts.source_notices import SourceNotices
@@ -28,12 +29,12 @@ from crawlers.factory import build_sources
 from crawlers.health import HealthLog
 from crawlers.scheduler import Scheduler
 from crawlers.state import FetchState
-from listener.brand_settings import LiveBrands, LiveDetectStage
+from listener.brand_settings import LiveBrands
 from listener.config import Config
 from listener.live_sources import SourceSync
 from listener.records import Alert, Document, Mention, document_id
 from listener.stage_process import build_stage
-from listener.watch_versions import LiveMatchStage
+from listener.stages import LiveMatchStage
 from listener.web.accounts import AccountStore
 from listener.wiring import Wiring
 from pipelines.store_sqlite import EmbeddedStore

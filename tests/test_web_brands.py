@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from listener.brand_settings import LiveDetectStage
+from alerts.live_detect import LiveDetectStage
 from listener.config import Config
 from listener.records import Document, Mention, document_id
-from listener.watch_versions import LiveMatchStage
+from listener.stages import LiveMatchStage
 from listener.web.accounts import AccountStore
 from pipelines.store_sqlite import EmbeddedStore
 from tests.webapp import WebWorld, csrf_of, field_errors, web_db

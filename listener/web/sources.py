@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from listener.cli_sources import source_health
+from crawlers.health_report import source_health
 from listener.web.security import Reader
 
 __all__ = ["router"]
