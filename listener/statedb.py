@@ -334,6 +334,7 @@ class PostgresStateDB:
             kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
             name=name,
             open=False,
+            timeout=connect_timeout,  # how long a statement waits for a connection when the server is gone
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)

@@ -80,14 +80,17 @@ def open_bus(config: Config) -> Bus:
 class Wiring:
     """Everything one process needs, built on first use from the config.
 
-    `notifiers` and `state` may be given (tests, the demo); otherwise they come
-    from the config. `close()` closes what was opened.
+    Notifiers, state databases, bus and store may be given (tests, benchmarks,
+    the demo); otherwise they come from the config. `close()` closes only what
+    it opened.
     """
 
     config: Config
     classifier_factory: Callable[[], Classifier]
     given_notifiers: Sequence[Notifier] = ()
     given_state: StateDatabases | None = None
+    given_bus: Bus | None = None
+    given_store: MentionStore | None = None
     # Wall time for the alerting stages; tests and replays move it at will.
     clock: Callable[[], float] = time.time
 
@@ -104,11 +107,11 @@ class Wiring:
 
     @cached_property
     def bus(self) -> Bus:
-        return open_bus(self.config)
+        return self.given_bus or open_bus(self.config)
 
     @cached_property
     def store(self) -> MentionStore:
-        return open_store(self.config)
+        return self.given_store or open_store(self.config)
 
     @cached_property
     def fetch_state(self) -> FetchState:
@@ -220,11 +223,14 @@ class Wiring:
         self.bus.publish_many("documents", [(doc.source, encode(doc)) for doc in docs])
 
     def close(self) -> None:
-        for name in ("bus", "store"):
-            opened = self.__dict__.get(name)
-            if opened is not None:
-                opened.close()
-        self.state.close()
+        """Close what this object opened; what was given stays open for whoever gave it."""
+        opened = self.__dict__
+        if "bus" in opened and self.given_bus is None:
+            self.bus.close()
+        if "store" in opened and self.given_store is None:
+            self.store.close()
+        if "state" in opened and self.given_state is None:
+            self.state.close()
 
 
 def schemas() -> dict[str, tuple[str, ...]]:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from listener.errors import BusError, ListenerError
+from listener.errors import BusError, ListenerError, StateError
 from listener.records import Record, decode, encode
 from pipelines.bus import Bus, Consumer, Message
 from pipelines.stage import Output, Stage
@@ -317,6 +317,10 @@ class StageRunner:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return [(o.topic, o.key, encode(o.record)) for o in _outputs(self.stage.handle(records))]
+            except StateError:
+                # The state database is down, not the records at fault: dead-lettering them would
+                # turn an outage into lost alerts. The batch goes back and `run_forever` waits.
+                raise
             except Exception as exc:
                 self.stats.errors += 1
                 first, last = items[0][0], items[-1][0]
@@ -367,16 +371,18 @@ class StageRunner:
         return total
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Run until `stop` is set. Bus errors are retried after a pause; anything else propagates."""
+        """Run until `stop` is set. Bus and state-database errors are retried after a growing
+        pause (the batch is redelivered, nothing is dead-lettered); anything else propagates."""
         pause = self.backoff
         try:
             while not stop.is_set():
                 try:
                     self.run_once()
                     pause = self.backoff
-                except BusError as exc:
+                except (BusError, StateError) as exc:
                     self.stats.errors += 1
-                    log.error("stage %s: bus error, retrying in %.1fs: %s", self.stage.name, pause, exc)
+                    what = "bus" if isinstance(exc, BusError) else "state database"
+                    log.error("stage %s: %s error, retrying in %.1fs: %s", self.stage.name, what, pause, exc)
                     stop.wait(pause)
                     pause = min(self.max_backoff, pause * 2)
         finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["fresh_schema_url", "postgres_server_url"]
+__all__ = ["fresh_schema_url", "postgres_server_url", "start_again", "start_postgres", "stop_postgres"]
 
 
 def _bin(name: str) -> str:
@@ -58,6 +58,20 @@ def start_postgres(root: Path) -> tuple[str, Path]:
     )
     port = _free_port()
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
+    (root / "server.opts").write_text(options, encoding="utf-8")
+    start_again(data)
+    subprocess.run(
+        [_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "listener"],
+        check=True,
+        capture_output=True,
+    )
+    return f"postgresql://postgres@127.0.0.1:{port}/listener", data
+
+
+def start_again(data: Path) -> None:
+    """Start a server made by `start_postgres` (again, after `stop_postgres`), same port and options."""
+    root = data.parent
+    options = (root / "server.opts").read_text(encoding="utf-8")
     subprocess.run(
         _as_server_user(
             [_bin("pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o", options, "-w", "start"]
@@ -65,12 +79,6 @@ def start_postgres(root: Path) -> tuple[str, Path]:
         check=True,
         capture_output=True,
     )
-    subprocess.run(
-        [_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "listener"],
-        check=True,
-        capture_output=True,
-    )
-    return f"postgresql://postgres@127.0.0.1:{port}/listener", data
 
 
 def stop_postgres(data: Path) -> None:
