@@ -42,9 +42,13 @@ class OnCall:
         return next((r for r in self.config.responders if r.name == name), None)
 
     def identify(self, who: str) -> str:
-        """A Slack user id or a name, as the responder's name when known (ownership compares names)."""
+        """A Slack user id or a name, as the responder's name when known (ownership compares names).
+
+        Names match in any case: web accounts are stored lower-cased, so the account
+        `dana` is the rota's Dana.
+        """
         for responder in self.config.responders:
-            if who in (responder.slack_user, responder.name):
+            if who == responder.slack_user or who.casefold() == responder.name.casefold():
                 return responder.name
         return who
 
