@@ -48,6 +48,9 @@ class EscalationStage:
     input_topic = "alerts"
     idle_tick = 15.0
 
+    def after_commit(self) -> None:
+        """Nothing of its own to confirm: it emits nothing."""
+
     def __init__(
         self, desk: Desk, announcer: Announcer | None = None, digest: WeeklyDigest | None = None
     ) -> None:

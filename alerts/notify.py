@@ -245,6 +245,9 @@ class NotifyStage:
     input_topic = ALERTS_TOPIC
     idle_tick: float | None = None
 
+    def after_commit(self) -> None:
+        """Nothing to confirm: the outbox records each delivery as it happens."""
+
     def __init__(
         self,
         notifiers: Sequence[Notifier],

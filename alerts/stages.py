@@ -8,6 +8,7 @@ one notification.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from alerts.notify import ALERTS_TOPIC, NotifyStage  # the notify stage's steps 
 from alerts.spike import DetectorSettings, SpikeDetector
 from alerts.state import DetectorStore
 from listener.config import AlertRule
-from listener.records import Record, ScoredMention
+from listener.records import Alert, Record, ScoredMention
 from listener.statedb import StateDB
 from pipelines.stage import Output
 
@@ -54,8 +55,13 @@ class DetectStage:
         state_path: DetectorStore | StateDB | str | Path,
         clock: Callable[[], datetime] = _utcnow,
         settings: DetectorSettings | None = None,
+        *,
+        redeliver_after: float = 30.0,
     ) -> None:
         self.rules = {brand.casefold(): (brand, rule) for brand, rule in rules.items()}
+        # An alert staged this long ago (wall seconds) and still unconfirmed was lost on its way
+        # to the bus. Younger ones may be another copy's, being published right now.
+        self.redeliver_after = redeliver_after
         self.channels = {brand.casefold(): channel for brand, channel in channels.items()}
         self._owns_store = not isinstance(state_path, DetectorStore)  # a given store is its giver's
         self.store = state_path if isinstance(state_path, DetectorStore) else DetectorStore(state_path)
@@ -63,6 +69,7 @@ class DetectStage:
         self.settings = settings or DetectorSettings()
         self._detectors: dict[str, SpikeDetector] = {}
         self._versions: dict[str, int] = {}  # the stored version each cached detector matches
+        self._emitted: list[Alert] = []  # the last batch's alerts, confirmed by after_commit
 
     def detector(self, brand: str) -> SpikeDetector | None:
         key = brand.casefold()
@@ -82,15 +89,36 @@ class DetectStage:
         return self._detectors[key]
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
+        """Count, evaluate and save in one transaction, which also keeps every alert decided in
+        the detector's outbox; `after_commit` clears them once the runner has published them.
+
+        Saving state before the alert is on the bus would be commit-then-publish: a crash in
+        between would leave the windows evaluated and the alert gone for good. Instead an alert
+        still unconfirmed `redeliver_after` seconds after it was decided is emitted again with
+        the next batch or idle tick (downstream is idempotent by alert id and status, so a
+        repeat costs nothing; the wait keeps a copy from repeating one another copy is still
+        publishing).
+        """
         try:
             with self.store.transaction():
                 self._claim()
-                return self._handle(records)
+                pending = self.store.unconfirmed(staged_before=time.time() - self.redeliver_after)
+                if pending:
+                    log.warning("detect: emitting %d alert(s) again that were never confirmed", len(pending))
+                outputs = [Output(ALERTS_TOPIC, a.brand, a) for a in pending] + self._handle(records)
         except BaseException:
             # In-memory state may be ahead of the rolled-back file; reload it next time.
             self._detectors.clear()
             self._versions.clear()
             raise
+        self._emitted = [o.record for o in outputs if isinstance(o.record, Alert)]
+        return outputs
+
+    def after_commit(self) -> None:
+        if self._emitted:
+            with self.store.transaction():
+                self.store.confirm(self._emitted)
+            self._emitted = []
 
     def _claim(self) -> None:
         """Lock every brand this batch evaluates; forget detectors another copy has moved past."""
@@ -126,6 +154,7 @@ class DetectStage:
                     alert.expected,
                 )
                 self.store.log_alert(alert)
+                self.store.stage_alert(alert)
                 outputs.append(Output(topic=ALERTS_TOPIC, key=alert.brand, record=alert))
             self._versions[key] = self.store.save(detector.brand, detector.state)
             horizon = detector.prune_horizon()

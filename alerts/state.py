@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from listener.records import Alert, ScoredMention
+from listener.records import Alert, ScoredMention, decode, encode
 from listener.statedb import StateDB, ensure_schema, open_state
 
 __all__ = ["MIGRATIONS", "BrandState", "DetectorStore", "OpenSpike", "SpikeMark", "read_spikes"]
@@ -56,6 +57,18 @@ CREATE INDEX IF NOT EXISTS spike_log_brand ON spike_log (brand, started);
 """,
     # Bumped by every save, so a copy can tell its cached detector is stale.
     "ALTER TABLE brand_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+    # Alerts decided in a batch's transaction and not yet confirmed on the bus.
+    """
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    staged_at REAL NOT NULL,
+    UNIQUE (alert_id, status, revision)
+);
+""",
 )
 
 
@@ -221,6 +234,31 @@ class DetectorStore:
             self._db.execute(
                 "UPDATE spike_log SET ended = ? WHERE alert_id = ?", (alert.window_end.timestamp(), alert.id)
             )
+
+    def stage_alert(self, alert: Alert) -> None:
+        """Keep an alert this batch decided until the bus has it (`confirm`); in the batch's
+        transaction, so the decision and the promise to publish it commit together."""
+        self._db.execute(
+            "INSERT INTO alert_outbox (alert_id, status, revision, payload, staged_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (alert_id, status, revision) DO NOTHING",
+            (alert.id, alert.status, alert.revision, encode(alert).decode("utf-8"), time.time()),
+        )
+
+    def unconfirmed(self, staged_before: float) -> list[Alert]:
+        """Alerts decided before `staged_before` (epoch seconds) and still not known to be on the
+        bus: a crash or a failed publish came between. Oldest first."""
+        rows = self._db.execute(
+            "SELECT payload FROM alert_outbox WHERE staged_at <= ? ORDER BY seq", (staged_before,)
+        ).fetchall()
+        found = [decode(str(row[0]).encode("utf-8")) for row in rows]
+        return [a for a in found if isinstance(a, Alert)]
+
+    def confirm(self, alerts: Sequence[Alert]) -> None:
+        """These alerts are on the bus: no need to emit them again."""
+        self._db.executemany(
+            "DELETE FROM alert_outbox WHERE alert_id = ? AND status = ? AND revision = ?",
+            [(a.id, a.status, a.revision) for a in alerts],
+        )
 
     def forget_seen_before(self, brand: str, bucket: int) -> None:
         """Ids older than the baseline can no longer change anything that is kept."""

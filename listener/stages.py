@@ -40,6 +40,9 @@ class MatchStage:
     input_topic = "documents"
     idle_tick: float | None = None  # reacts to records only
 
+    def after_commit(self) -> None:
+        """Its outputs carry everything; nothing to confirm."""
+
     def __init__(self, brands: Sequence[BrandConfig]) -> None:
         entries = [
             ((brand.name, query), parse_watch_query(query)) for brand in brands for query in brand.queries
@@ -67,6 +70,9 @@ class ClassifyStage:
     name = "classify"
     input_topic = "mentions"
     idle_tick: float | None = None  # reacts to records only
+
+    def after_commit(self) -> None:
+        """Its outputs carry everything; nothing to confirm."""
 
     def __init__(self, classifier: Classifier, *, brand_targeting: bool = True) -> None:
         self._classifier = classifier
@@ -101,6 +107,9 @@ class IndexStage:
     input_topic = "mentions.scored"
     idle_tick: float | None = None  # reacts to records only
 
+    def after_commit(self) -> None:
+        """Its outputs carry everything; nothing to confirm."""
+
     def __init__(self, store: MentionStore, stories: StoryIndex | None = None) -> None:
         self._store = store
         self._stories = stories
@@ -124,6 +133,9 @@ class LiveMatchStage:
     name = "match"
     input_topic = "documents"
     idle_tick: float | None = None  # reacts to records only
+
+    def after_commit(self) -> None:
+        """Its outputs carry everything; nothing to confirm."""
 
     def __init__(
         self, brands: Sequence[BrandConfig], db: StateDB | str | Path, *, check_every_s: float = 5.0

@@ -252,6 +252,7 @@ class StageRunner:
         self._last_tick = now
         try:
             self._publish([(o.topic, o.key, encode(o.record)) for o in _outputs(self.stage.handle([]))])
+            self.stage.after_commit()
         except Exception as exc:
             self.stats.errors += 1
             log.warning("stage %s: idle tick failed: %s", self.stage.name, exc)
@@ -277,6 +278,7 @@ class StageRunner:
             self.bus.publish_many(self.dlq_topic, [(d.key, d.to_bytes()) for d in dead])
             self.stats.dead_letters += len(dead)
         self.consumer.commit()
+        self.stage.after_commit()
 
     def _handle_contained(self, items: list[_Item], dead: list[DeadLetter]) -> list[tuple[str, str, bytes]]:
         """Outputs of the whole batch, or of each record alone once the batch keeps failing."""

@@ -38,3 +38,12 @@ class Stage(Protocol):
     def handle(self, records: Sequence[Record]) -> list[Output]:
         """Process one batch; raise to have the runtime retry and, failing that, dead-letter."""
         ...
+
+    def after_commit(self) -> None:
+        """The outputs of the last `handle` are on the bus (and its input, if any, committed).
+
+        A stage that commits state of its own before returning outputs (detect) keeps
+        what it emitted in a transactional outbox until this call, and emits it again
+        if a crash came in between, so nothing it decided is lost. Others do nothing.
+        """
+        ...

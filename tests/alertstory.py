@@ -126,7 +126,9 @@ class Story:
         self.stage = self._stage()
 
     def feed(self, mentions: list[ScoredMention]) -> list[Alert]:
+        """One batch, as the runner delivers it: handled, published, confirmed."""
         outputs = self.stage.handle(mentions)
+        self.stage.after_commit()
         alerts = [o.record for o in outputs if isinstance(o.record, Alert)]
         self.alerts.extend(alerts)
         return alerts

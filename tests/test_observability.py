@@ -174,6 +174,9 @@ class Picky:
     input_topic = "mentions"
     idle_tick = None
 
+    def after_commit(self) -> None:
+        """Nothing to confirm."""
+
     def __init__(self, bad_id: str) -> None:
         self.bad_id = bad_id
 

@@ -40,6 +40,9 @@ class TagStage:
     input_topic = "documents"
     idle_tick = None
 
+    def after_commit(self) -> None:
+        """Nothing to confirm."""
+
     def __init__(self, fail_first: int = 0) -> None:
         self.calls = 0
         self.fail_first = fail_first
@@ -63,6 +66,9 @@ class SinkStage:
     name = "sink"
     input_topic = "mentions"
     idle_tick = None
+
+    def after_commit(self) -> None:
+        """Nothing to confirm."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, check_same_thread=False)
@@ -236,6 +242,9 @@ def test_a_stage_that_returns_something_other_than_outputs_is_reported(bus: Embe
         input_topic = "documents"
         idle_tick = None
 
+        def after_commit(self) -> None:
+            """Nothing to confirm."""
+
         def handle(self, records: Sequence[Record]) -> list[Output]:
             return [{"topic": "mentions"}]  # type: ignore[list-item]
 
@@ -250,6 +259,9 @@ def test_outputs_to_several_topics_keep_their_order_within_each_topic(bus: Embed
         name = "fanout"
         input_topic = "documents"
         idle_tick = None
+
+        def after_commit(self) -> None:
+            """Nothing to confirm."""
 
         def handle(self, records: Sequence[Record]) -> list[Output]:
             outs = []
@@ -352,6 +364,9 @@ class _TickingStage:
     name = "ticker"
     input_topic = "in"
     idle_tick = 5.0
+
+    def after_commit(self) -> None:
+        """Nothing to confirm."""
 
     def __init__(self) -> None:
         self.ticks = 0
