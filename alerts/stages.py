@@ -70,6 +70,8 @@ class DetectStage:
         self._detectors: dict[str, SpikeDetector] = {}
         self._versions: dict[str, int] = {}  # the stored version each cached detector matches
         self._emitted: list[Alert] = []  # the last batch's alerts, confirmed by after_commit
+        self._saved: dict[str, str] = {}  # the state each brand was last saved as, by this copy
+        self._evaluated: dict[str, datetime] = {}  # when each brand was last evaluated
 
     def detector(self, brand: str) -> SpikeDetector | None:
         key = brand.casefold()
@@ -99,17 +101,19 @@ class DetectStage:
         repeat costs nothing; the wait keeps a copy from repeating one another copy is still
         publishing).
         """
+        due = self._due(records)
         try:
             with self.store.transaction():
-                self._claim()
+                self._claim(due)
                 pending = self.store.unconfirmed(staged_before=time.time() - self.redeliver_after)
                 if pending:
                     log.warning("detect: emitting %d alert(s) again that were never confirmed", len(pending))
-                outputs = [Output(ALERTS_TOPIC, a.brand, a) for a in pending] + self._handle(records)
+                outputs = [Output(ALERTS_TOPIC, a.brand, a) for a in pending] + self._handle(records, due)
         except BaseException:
             # In-memory state may be ahead of the rolled-back file; reload it next time.
             self._detectors.clear()
             self._versions.clear()
+            self._saved.clear()
             raise
         self._emitted = [o.record for o in outputs if isinstance(o.record, Alert)]
         return outputs
@@ -120,15 +124,33 @@ class DetectStage:
                 self.store.confirm(self._emitted)
             self._emitted = []
 
-    def _claim(self) -> None:
-        """Lock every brand this batch evaluates; forget detectors another copy has moved past."""
-        for key in sorted(self.rules):
+    def _due(self, records: Sequence[Record]) -> list[str]:
+        """The brands this batch evaluates: those it has mentions of, and any not evaluated for
+        `idle_tick` (so the clock still closes a silent brand's spike while others are busy);
+        every brand on an idle tick. Two copies then lock only what they work on, and a copy
+        busy with its own brands does not hold another copy's."""
+        now = self.clock()
+        if not records:
+            return sorted(self.rules)
+        named = {r.brand.casefold() for r in records if isinstance(r, ScoredMention)}
+        stale = {
+            key
+            for key in self.rules
+            if key not in self._evaluated or (now - self._evaluated[key]).total_seconds() >= self.idle_tick
+        }
+        return sorted((named & set(self.rules)) | stale)
+
+    def _claim(self, due: Sequence[str]) -> None:
+        """Lock the brands this batch evaluates, in name order (two copies never deadlock);
+        forget detectors another copy has moved past."""
+        for key in due:
             version = self.store.lock(self.rules[key][0])
             if key in self._detectors and self._versions.get(key) != version:
                 log.info("detect: %s changed elsewhere; reloading its state", self.rules[key][0])
                 del self._detectors[key]
+                self._saved.pop(key, None)
 
-    def _handle(self, records: Sequence[Record]) -> list[Output]:
+    def _handle(self, records: Sequence[Record], due: Sequence[str]) -> list[Output]:
         for record in records:
             if not isinstance(record, ScoredMention):
                 log.warning("detect: ignoring a %s on mentions.scored", type(record).__name__)
@@ -139,9 +161,10 @@ class DetectStage:
                 continue
             if self.store.first_sighting(detector.brand, record.id, detector.bucket_of(record)):
                 detector.update(record)
-        # Every configured brand is evaluated, so the wall clock can close a silent brand's spike.
         outputs: list[Output] = []
-        for key in self.rules:
+        now = self.clock()
+        for key in due:
+            self._evaluated[key] = now
             detector = self.detector(key)
             assert detector is not None
             for alert in detector.evaluate():
@@ -156,7 +179,10 @@ class DetectStage:
                 self.store.log_alert(alert)
                 self.store.stage_alert(alert)
                 outputs.append(Output(topic=ALERTS_TOPIC, key=alert.brand, record=alert))
-            self._versions[key] = self.store.save(detector.brand, detector.state)
+            text = detector.state.to_json()
+            if text != self._saved.get(key):  # unchanged state keeps its version: no reload elsewhere
+                self._versions[key] = self.store.save_json(detector.brand, text)
+                self._saved[key] = text
             horizon = detector.prune_horizon()
             if horizon is not None:
                 self.store.forget_seen_before(detector.brand, horizon)

@@ -201,10 +201,14 @@ class DetectorStore:
 
     def save(self, brand: str, state: BrandState) -> int:
         """Store the state; the version it is saved at."""
+        return self.save_json(brand, state.to_json())
+
+    def save_json(self, brand: str, text: str) -> int:
+        """Store a state already serialised (`BrandState.to_json`); the version it is saved at."""
         version = self._db.execute(
             "INSERT INTO brand_state (brand, state, version) VALUES (?, ?, 1) ON CONFLICT (brand)"
             " DO UPDATE SET state = excluded.state, version = brand_state.version + 1 RETURNING version",
-            (brand, state.to_json()),
+            (brand, text),
         ).scalar()
         return int(version)
 

@@ -9,12 +9,13 @@ every alert it decided until the runner confirms it is on the bus.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alertstory import Story, scored
+from alertstory import RULE, Clock, Story, scored
 
 from alerts.stages import DetectStage
 from listener.errors import BusError
@@ -91,3 +92,29 @@ def test_an_alert_another_copy_is_still_publishing_is_not_repeated(tmp_path: Pat
     assert len(fired) == 1  # decided, and not yet confirmed by this copy's runner
     other = DetectStage({"Acme": story.rule}, {"Acme": None}, story.path, clock=story.clock)
     assert [o.record for o in other.handle([]) if isinstance(o.record, Alert)] == []
+
+
+def test_two_copies_busy_with_their_own_brands_leave_each_other_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a rebalance each copy owns some brands: a batch locks and saves only the brands it
+    has mentions of (others only when they are due for the clock), so copies do not take turns."""
+    clock = Clock()
+    rules = {"Acme": RULE, "Globex": RULE}
+    acme_side, globex_side = (DetectStage(rules, {}, tmp_path / "d.sqlite", clock=clock) for _ in range(2))
+    caplog.set_level(logging.INFO, logger="alerts.stages")
+    for _ in range(12):  # a minute of traffic, a batch every five seconds, alternating copies
+        clock.now += timedelta(seconds=5)
+        acme_side.handle([scored(clock.now, brand="Acme")])
+        acme_side.after_commit()
+        globex_side.handle([scored(clock.now, brand="Globex")])
+        globex_side.after_commit()
+    reloads = [r for r in caplog.records if "changed elsewhere" in r.getMessage()]
+    # Each copy evaluates the other's brand only when it is due for the clock (every idle_tick),
+    # which costs each side at most two reloads then; locking every brand on every batch cost 44.
+    periods = 60 // int(acme_side.idle_tick) + 1
+    assert len(reloads) <= 2 * 2 * periods, [r.getMessage() for r in reloads]
+    totals = DetectStage(rules, {}, tmp_path / "d.sqlite", clock=clock)
+    for brand in rules:
+        detector = totals.detector(brand)
+        assert detector is not None and sum(detector.state.total.values()) == 12
