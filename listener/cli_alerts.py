@@ -172,12 +172,13 @@ def digest(config_path: Path, brand: str | None, post: bool) -> None:
     from alerts.oncall import Roster
     from alerts.slack import SlackNotifier
     from listener.brand_settings import effective_brands
-    from listener.cli_common import load_or_exit
+    from listener.cli_common import load_or_exit, state_of
     from listener.errors import ConfigError, NotifierError
 
     config = load_or_exit(config_path)
     # With the channels, rotas and brands saved in the web app; archived brands too (their past week).
-    known = effective_brands(config.brands, config.data_dir / "web.db", archived=True)
+    with state_of(config) as state:
+        known = effective_brands(config.brands, state.db("brand_settings"), archived=True)
     brands = [b for b in known if brand is None or b.name.casefold() == brand.casefold()]
     if not brands:
         unknown = terminal_safe(brand or "", 80)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from listener.datadir import DataDir
 from listener.errors import StoreError
 from listener.query.tokens import normalise, tokenize
 from listener.records import ScoredMention, SentimentLabel, encode
@@ -156,7 +157,7 @@ class EmbeddedStore:
 
     @classmethod
     def from_config(cls, config: Config) -> EmbeddedStore:
-        return cls(config.data_dir / "store.db")
+        return cls(DataDir(config.data_dir).store)
 
     def __enter__(self) -> EmbeddedStore:
         return self
