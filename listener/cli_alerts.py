@@ -19,7 +19,6 @@ import click
 from alerts.incidents import Incident, IncidentStats
 from alerts.response import Desk
 from listener.config import parse_duration
-from listener.datadir import StateDatabases
 from listener.errors import IncidentError
 from listener.textsafe import terminal_safe
 
@@ -39,19 +38,18 @@ _config = click.option(
 
 @contextmanager
 def _desk(config_path: Path) -> Iterator[Desk]:
-    from listener.cli_common import load_or_exit
+    from listener.cli_common import load_or_exit, state_of
 
     config = load_or_exit(config_path)
-    state = StateDatabases.from_config(config)
-    desk = Desk.from_state(state, config)
-    try:
-        yield desk
-    except IncidentError as exc:
-        click.echo(f"error: {terminal_safe(str(exc), 400)}", err=True)
-        raise SystemExit(1) from None
-    finally:
-        desk.close()
-        state.close()
+    with state_of(config) as state:
+        desk = Desk.from_state(state, config)
+        try:
+            yield desk
+        except IncidentError as exc:
+            click.echo(f"error: {terminal_safe(str(exc), 400)}", err=True)
+            raise SystemExit(1) from None
+        finally:
+            desk.close()
 
 
 def _when(epoch: float | None) -> str:
