@@ -68,6 +68,22 @@ def answers_ok(url: str) -> bool:
         return False
 
 
+def consumed(port: int, stage: str) -> float:
+    """What a stage process says it consumed, from its own /metrics endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "listener_stage_messages_in_total" and sample.labels == {"stage": stage}:
+                return float(sample.value)
+    return 0.0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,20 +113,7 @@ class StageProcess:
 
     def consumed(self) -> float:
         """Messages this process says it consumed, from its own /metrics."""
-        from prometheus_client.parser import text_string_to_metric_families
-
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-                text = r.read().decode()
-        except OSError:
-            return 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "listener_stage_messages_in_total" and sample.labels == {
-                    "stage": self.stage
-                }:
-                    return float(sample.value)
-        return 0.0
+        return consumed(self.metrics_port, self.stage)
 
 
 @dataclass

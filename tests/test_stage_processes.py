@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from stageprocs import answers_ok, consumed, free_port
 
 from listener.records import Document, Mention, document_id, encode
 from listener.stages import IndexStage
@@ -106,51 +107,26 @@ def test_a_classify_process_killed_mid_stream_loses_and_duplicates_nothing(
     bus.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _consumed(port: int) -> float:
-    """What one classify process says it consumed, from its own /metrics endpoint."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "listener_stage_messages_in_total" and sample.labels == {"stage": "classify"}:
-                return float(sample.value)
-    return 0.0
-
-
 def test_two_classify_processes_in_one_group_split_the_partitions(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     config, bus = fresh_deployment(tmp_path, kafka_bootstrap)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [start_classify(config, "--metrics-port", str(port)) for port in ports]
     store = EmbeddedStore(tmp_path / "store.db")
     index = StageRunner(bus, IndexStage(store), batch_size=200, poll_timeout=0.5)
     try:
         # Both members must be in the group before the work arrives, or the first takes it all.
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not all(_polling(port) for port in ports):
+        health = [f"http://127.0.0.1:{port}/healthz" for port in ports]  # ok once the model is loaded
+        while time.monotonic() < deadline and not all(answers_ok(url) for url in health):
             time.sleep(0.5)
         time.sleep(8)  # the group settles: joins on Tansu complete a few seconds apart
         sent = mentions(200)
         bus.publish_many("mentions", [(m.brand, encode(m)) for m in sent])
         while store.search(SearchRequest(limit=0)).total < len(sent) and time.monotonic() < deadline:
             index.run_once()
-        shares = [_consumed(port) for port in ports]
+        shares = [consumed(port, "classify") for port in ports]
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -163,14 +139,3 @@ def test_two_classify_processes_in_one_group_split_the_partitions(
     index.close()
     store.close()
     bus.close()
-
-
-def _polling(port: int) -> bool:
-    """The process has loaded its model and polled: its /healthz says ok."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
