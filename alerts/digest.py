@@ -19,7 +19,8 @@ so the monitor's ticks and a restart post it once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +55,9 @@ WEEK = 7 * 86400.0
 MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS digest (brand TEXT NOT NULL, week_end REAL NOT NULL, "
     "posted_at REAL NOT NULL, ts TEXT, PRIMARY KEY (brand, week_end))",
+    # A row per brand and week to lock while its digest is being posted.
+    "CREATE TABLE IF NOT EXISTS digest_claim (brand TEXT NOT NULL, week_end REAL NOT NULL,"
+    " PRIMARY KEY (brand, week_end))",
 )
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -193,6 +197,24 @@ class DigestLog:
         ).fetchone()
         return row is not None
 
+    @contextmanager
+    def claim(self, brand: str, week_end: float) -> Iterator[bool]:
+        """Hold the brand's week while its digest is posted; True when it is still to post.
+
+        Two `incidents` copies at the hour take turns on the claim row: the second
+        sees the week recorded by the first and posts nothing. Post and `record`
+        inside the block, so they commit with the claim; a failed post leaves it due.
+        """
+        key = (brand.casefold(), week_end)
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO digest_claim (brand, week_end) VALUES (?, ?)"
+                " ON CONFLICT (brand, week_end) DO NOTHING",
+                key,
+            )
+            self._db.execute("SELECT 1 FROM digest_claim WHERE brand = ? AND week_end = ? FOR UPDATE", key)
+            yield not self.posted(brand, week_end)
+
     def record(self, brand: str, week_end: float, now: float, ts: str | None) -> None:
         self._db.execute(
             "INSERT INTO digest (brand, week_end, posted_at, ts) VALUES (?, ?, ?, ?)"
@@ -242,17 +264,23 @@ class WeeklyDigest:
             channel = brand.slack_channel or self.default_channel
             if channel is None or self.log.posted(brand.name, end):
                 continue
-            digest = build_digest(self.incidents, brand.name, end - WEEK, end)
-            ts: str | None = None
-            if digest.opened:  # a week without incidents thanks nobody; it is recorded all the same
-                try:
-                    ts = self.poster.post_text(channel, render_mrkdwn(digest, self.roster.get(brand.name)))
-                except NotifierError as exc:
-                    log.warning("digest: cannot post %s's weekly digest, will retry: %s", brand.name, exc)
-                    continue
-            self.log.record(brand.name, end, now, ts)
-            done.append(brand.name)
+            with self.log.claim(brand.name, end) as due:
+                if due and self._post(brand, channel, end, now):
+                    done.append(brand.name)
         return done
+
+    def _post(self, brand: BrandConfig, channel: str, end: float, now: float) -> bool:
+        """Post (or, for a week without incidents, only record) one brand's digest."""
+        digest = build_digest(self.incidents, brand.name, end - WEEK, end)
+        ts: str | None = None
+        if digest.opened:  # a week without incidents thanks nobody; it is recorded all the same
+            try:
+                ts = self.poster.post_text(channel, render_mrkdwn(digest, self.roster.get(brand.name)))
+            except NotifierError as exc:
+                log.warning("digest: cannot post %s's weekly digest, will retry: %s", brand.name, exc)
+                return False
+        self.log.record(brand.name, end, now, ts)
+        return True
 
     def close(self) -> None:
         self.log.close()

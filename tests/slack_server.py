@@ -17,6 +17,7 @@ import itertools
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class FakeSlack:
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._messages: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> ts -> message
+        self.delay = 0.0  # seconds every Web API call takes, for races against a slow Slack
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/"
@@ -236,6 +238,8 @@ class FakeSlack:
 
             def _api(self, headers: dict[str, str], body: dict[str, Any]) -> None:
                 method = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
+                if fake.delay:
+                    time.sleep(fake.delay)
                 status, response = fake._answer(method, headers, body)
                 with fake._lock:
                     fake.requests.append(RecordedRequest(method, headers, body, status, response))

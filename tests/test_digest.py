@@ -10,6 +10,7 @@ escaped text, and the monitor's tick posts it once per week, restarts included.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from alertstory import make_alert
 from click.testing import CliRunner
 from slack_sdk import WebClient
 from slack_server import TOKEN, FakeSlack, fake_slack
+from state_engines import migrated
 
 from alerts.digest import DigestLog, WeeklyDigest, week_ending
 from alerts.escalation import EscalationStage
@@ -29,6 +31,7 @@ from alerts.silences import SilenceStore
 from alerts.slack import SlackNotifier
 from listener.cli import main
 from listener.config import Config, load_config
+from listener.statedb import StateDB
 from listener.wiring import Wiring
 
 WEDNESDAY = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -185,3 +188,40 @@ def test_the_schedule_is_the_last_configured_slot() -> None:
     assert week_ending(MONDAY_9.timestamp() - 1) == (MONDAY_9 - timedelta(days=7)).timestamp()
     friday_17 = datetime(2024, 5, 3, 17, 0, tzinfo=UTC).timestamp()
     assert week_ending(MONDAY_9.timestamp(), "fri", 17) == friday_17
+
+
+def test_two_incidents_copies_at_the_hour_post_the_digest_once(
+    tmp_path: Path, state_db_pair: tuple[StateDB, StateDB]
+) -> None:
+    """Scaled out, two `incidents` processes tick at Monday 09:00 together, Slack answering slowly."""
+    from alerts import digest as digest_module
+    from alerts import incidents as incidents_module
+
+    config = load_config(watch(tmp_path))
+    first_db, second_db = state_db_pair
+    migrated(first_db, "incidents", incidents_module.MIGRATIONS)
+    migrated(first_db, "digests", digest_module.MIGRATIONS)
+    IncidentStore(first_db).open_for(make_alert(), WEDNESDAY.timestamp())
+    with fake_slack() as slack:
+        slack.delay = 0.5
+        copies = [
+            WeeklyDigest(
+                IncidentStore(db),
+                config.brands,
+                SlackNotifier(WebClient(token=TOKEN, base_url=slack.url, retry_handlers=[], timeout=5), {}),
+                DigestLog(db),
+                "#acme-alerts",
+            )
+            for db in (first_db, second_db)
+        ]
+        results: list[list[str]] = []
+        threads = [
+            threading.Thread(target=lambda c=c: results.append(c.run_due(MONDAY_9.timestamp() + 5)))
+            for c in copies
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(results) == [[], ["Acme"]], "one copy posts, the other finds it done"
+        assert len(slack.posted) == 1
