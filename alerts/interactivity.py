@@ -44,6 +44,7 @@ from starlette.requests import ClientDisconnect
 
 from alerts.incidents import Incident
 from alerts.mrkdwn import escape
+from alerts.replays import ReplayLog
 from alerts.response import Desk
 from alerts.slack import ACTION_PREFIX, SlackNotifier, action_buttons, to_notifier_error
 from listener.errors import IncidentError, ListenerError
@@ -70,22 +71,6 @@ class _Clock(Clock):
 
     def now(self) -> float:
         return self._now()
-
-
-class _Replays:
-    """Signatures accepted in the last tolerance window; a second arrival is a replay."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def first_time(self, signature: str, now: float) -> bool:
-        with self._lock:
-            self._seen = {s: t for s, t in self._seen.items() if now - t <= TOLERANCE}
-            if signature in self._seen:
-                return False
-            self._seen[signature] = now
-            return True
 
 
 def _when(epoch: float | None) -> str:
@@ -129,13 +114,21 @@ class SlackActions:
     """What one signed interactivity request does: verify it, then act through the `Desk`."""
 
     def __init__(
-        self, desk: Desk, slack: SlackNotifier, signing_secret: str, clock: Callable[[], float] = time.time
+        self,
+        desk: Desk,
+        slack: SlackNotifier,
+        signing_secret: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        replays: ReplayLog | None = None,
     ) -> None:
+        """`replays` is the state database's log when several copies serve Slack; by default
+        one of this process's own."""
         self.desk = desk
         self.slack = slack
         self.clock = clock
         self._verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
-        self._replays = _Replays()
+        self._replays = replays or ReplayLog(tolerance=TOLERANCE)
         # The alert as posted, by message ts, from the last button press: a modal's submission
         # does not carry the message, and the rewrite must keep the alert's evidence.
         self._blocks: dict[str, list[Block]] = {}
@@ -378,8 +371,9 @@ class InteractivityServer:
         *,
         max_body: int = MAX_BODY,
         body_timeout: float = BODY_TIMEOUT,
+        replays: ReplayLog | None = None,
     ) -> None:
-        self.actions = SlackActions(desk, slack, signing_secret, clock)
+        self.actions = SlackActions(desk, slack, signing_secret, clock, replays=replays)
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         app.include_router(actions_router(self.actions, max_body=max_body, body_timeout=body_timeout))
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

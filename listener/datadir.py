@@ -26,6 +26,7 @@ COMPONENT_FILES: dict[str, str] = {
     "sentiment_feedback": "feedback.db",
     "incidents": "incidents.db",
     "silences": "silences.db",
+    "slack_replays": "incidents.db",
     "outbox": "outbox.db",
     "detector": "detector.db",
     "stories": "stories.db",

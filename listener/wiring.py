@@ -157,6 +157,7 @@ class Wiring:
         if self.slack is None or secret is None:
             return None
         from alerts.interactivity import InteractivityServer
+        from alerts.replays import ReplayLog
 
         return InteractivityServer(
             self.desk(),
@@ -164,6 +165,7 @@ class Wiring:
             secret.get_secret_value(),
             self.config.slack.interactivity_host,
             self.config.slack.interactivity_port,
+            replays=ReplayLog(self.state.db("slack_replays")),  # shared with every other copy
         )
 
     def web_app(self) -> FastAPI:
@@ -235,7 +237,7 @@ class Wiring:
 
 def schemas() -> dict[str, tuple[str, ...]]:
     """Every state component's schema steps, by component (the keys of COMPONENT_FILES)."""
-    from alerts import digest, incidents, outbox, silences, source_notices
+    from alerts import digest, incidents, outbox, replays, silences, source_notices
     from alerts import state as detector
     from crawlers import health
     from crawlers import state as fetch
@@ -252,6 +254,7 @@ def schemas() -> dict[str, tuple[str, ...]]:
         "sentiment_feedback": sentiment_feedback.MIGRATIONS,
         "incidents": incidents.MIGRATIONS,
         "silences": silences.MIGRATIONS,
+        "slack_replays": replays.MIGRATIONS,
         "outbox": outbox.MIGRATIONS,
         "detector": detector.MIGRATIONS,
         "stories": stories.MIGRATIONS,

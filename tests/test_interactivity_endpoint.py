@@ -15,21 +15,25 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from alertstory import make_alert, oncall_rota
 from fastapi.testclient import TestClient
 from slack_sdk import WebClient
 from slack_server import TOKEN, FakeSlack, fake_slack
 from slackactions import SECRET, button, encode, press, send, signed, submission
+from state_engines import migrated
 
 from alerts.incidents import Incident, IncidentStore
 from alerts.interactivity import PATH, InteractivityServer
 from alerts.notify import NotifyStage
 from alerts.oncall import Roster
+from alerts.replays import MIGRATIONS, ReplayLog
 from alerts.response import Desk
 from alerts.silences import SilenceStore
 from alerts.slack import SlackNotifier
 from listener.config import Config, OnCallConfig
+from listener.statedb import StateDB
 from listener.web import create_app
 from pipelines.store_sqlite import EmbeddedStore
 
@@ -60,8 +64,8 @@ def post_alert(slack: FakeSlack, data: Path) -> tuple[Incident, dict[str, object
 
 
 @contextmanager
-def endpoint(slack: FakeSlack, data: Path, **limits: float) -> Iterator[InteractivityServer]:
-    server = InteractivityServer(desk(data), notifier(slack), SECRET, **limits).start()  # type: ignore[arg-type]
+def endpoint(slack: FakeSlack, data: Path, **options: Any) -> Iterator[InteractivityServer]:
+    server = InteractivityServer(desk(data), notifier(slack), SECRET, **options).start()
     try:
         yield server
     finally:
@@ -193,3 +197,25 @@ def test_the_web_app_answers_slacks_presses_through_the_same_desk(tmp_path: Path
             assert detail is not None and detail.owner == "Sam"  # the rota's name, not the Slack id
         finally:
             store.close()
+
+
+def test_a_press_replayed_to_another_copy_is_refused_there_too(
+    tmp_path: Path, state_db_pair: tuple[StateDB, StateDB]
+) -> None:
+    """Two copies of the endpoint behind one load balancer share what they have acted on."""
+    first_db, second_db = state_db_pair
+    with fake_slack() as slack:
+        incident, message = post_alert(slack, tmp_path)
+        raw = encode(button("ack", incident.alert_id, "U0DANA", message, "#acme-alerts"))
+        headers = signed(raw)
+        with ExitStack() as stack:
+            first, second = (
+                stack.enter_context(
+                    endpoint(slack, tmp_path, replays=ReplayLog(migrated(db, "slack_replays", MIGRATIONS)))
+                )
+                for db in (first_db, second_db)
+            )
+            assert send(first.url, raw, headers) == 200
+            assert send(second.url, raw, headers) == 401, "the same signed request, sent again elsewhere"
+    acked = IncidentStore(tmp_path / "incidents.db").get(incident.id)
+    assert acked is not None and acked.state == "acknowledged"

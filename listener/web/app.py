@@ -77,7 +77,7 @@ def create_app(
     app.middleware("http")(auth_middleware)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     app.state.incidents = incidents.IncidentDesk.from_config(config, state)
-    slack_actions = incidents.slack_actions(config, app.state.incidents.desk)
+    slack_actions = incidents.slack_actions(config, app.state.incidents.desk, state)
     if slack_actions is not None:  # Slack's buttons, signed by Slack rather than logged in
         app.include_router(slack_actions)
     for module in (

@@ -81,16 +81,19 @@ class IncidentDesk:
             self._owned.close()
 
 
-def slack_actions(config: Config, desk: Desk) -> APIRouter | None:
-    """Slack's button endpoint over the same desk, when Slack and its signing secret are set."""
+def slack_actions(config: Config, desk: Desk, state: StateDatabases | None = None) -> APIRouter | None:
+    """Slack's button endpoint over the same desk, when Slack and its signing secret are set;
+    with `state`, signatures already acted on are shared with every other copy of the endpoint."""
     secret = config.slack.signing_secret
     if secret is None or config.slack.bot_token is None:
         return None
     from alerts.interactivity import SlackActions, actions_router
+    from alerts.replays import ReplayLog
     from alerts.slack import SlackNotifier
 
     slack = SlackNotifier.from_config(config.slack, config.brands)
-    return actions_router(SlackActions(desk, slack, secret.get_secret_value()))
+    replays = None if state is None else ReplayLog(state.db("slack_replays"))
+    return actions_router(SlackActions(desk, slack, secret.get_secret_value(), replays=replays))
 
 
 def _when(epoch: float | None) -> str:
