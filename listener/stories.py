@@ -7,13 +7,28 @@ signatures (datasketch) of their word 3-shingles, indexed with LSH so a new
 mention is compared only with the stories likely to match; it joins the best
 one whose estimated Jaccard similarity reaches `threshold`, or starts its own.
 
+A wire story's teaser (headline and first two sentences) shares only a quarter
+of its shingles with the full article, so Jaccard alone never joins them. Each
+story is therefore also indexed by the signature of its lead (first
+`LEAD_WORDS` words), and a lead candidate that fails Jaccard joins when the
+shorter text's shingles are nearly all in the longer one's (exact containment
+against the stored representative, `contain_threshold`), provided the shorter
+text has at least `MIN_CONTAINED` shingles: two short posts sharing a brand
+name and a few common words never qualify.
+
+Memory is bounded: the index keeps per story only a compact signature, its
+LSH bucket entries and its last-seen time, and every `sweep_every` mentions it
+evicts the stories not seen within `horizon` of the newest publication time it
+has handled (checking the database first, since another copy may have joined
+them since). Eviction only forgets a story in memory; the database keeps it.
+
 Per story the index keeps a representative text (the first member's), the
 first-seen time (earliest publication among members), the member count and
 the reach: members plus their reposts, likes and replies where the source
 reports them, so one viral post weighs more than one quiet copy.
 
 State lives in the state database (`stories.db` embedded, PostgreSQL when
-distributed); signatures of stories younger than `horizon` are loaded back
+distributed); signatures of stories seen within `horizon` are loaded back
 into LSH at start-up, so a restart does not split a running story. Adding a
 mention is idempotent by mention id (at-least-once delivery): a redelivered
 mention gets its first story back.
@@ -39,17 +54,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
 
 from listener.records import Mention
 from listener.statedb import StateDB, StateRow, ensure_schema, open_state
+from listener.story_shelf import Shelf, jaccard
 
-__all__ = ["MIGRATIONS", "Story", "StoryIndex", "shingles", "signature", "similarity"]
+__all__ = [
+    "MIGRATIONS",
+    "Story",
+    "StoryIndex",
+    "containment",
+    "resemblance",
+    "shingles",
+    "signature",
+    "similarity",
+]
 
 NUM_PERM = 128
 SCHEME = "affine32"  # datasketch's hashing scheme, pinned so stored signatures stay comparable
 SHINGLE = 3
 MAX_WORDS = 400  # a long article's opening is enough to recognise it
+LEAD_WORDS = 30  # a teaser's lead: its first words are the article's first words
+LEAD_PERM = 48
+MIN_CONTAINED = 12  # shingles the shorter text needs before containment may join it
+CONTAIN_THRESHOLD = 0.8
+_LEAD_CHECKS = 4  # lead candidates checked for containment per mention (a database read each)
 _WORD = re.compile(r"[^\W_]+")
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _REPOST = re.compile(r"^\s*(rt|repost|via|crosspost(ed)?)\b[^:]{0,60}:\s*", re.IGNORECASE)
@@ -84,9 +114,12 @@ CREATE TABLE IF NOT EXISTS story_brand (
 ALTER TABLE story ADD COLUMN brand_seq INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS story_by_brand_seq ON story (brand, brand_seq);
 """,
+    # The lead's signature, so teasers find their story (NULL for stories stored before).
+    "ALTER TABLE story ADD COLUMN lead BLOB;",
 )
 _STORY_COLUMNS = "id, brand, representative, url, first_seen, last_seen, members, reach"
-_IN_CHUNK = 500  # mention ids per `IN (...)` lookup, well under SQLite's variable limit
+_SKETCH_COLUMNS = "id, brand, signature, lead, last_seen"
+_IN_CHUNK = 500  # ids per `IN (...)` lookup, well under SQLite's variable limit
 
 
 @dataclass(frozen=True)
@@ -101,30 +134,66 @@ class Story:
     reach: int
 
 
-def shingles(text: str, k: int = SHINGLE) -> set[bytes]:
-    """Word k-shingles of the normalised text (case, punctuation, URLs and repost prefixes dropped)."""
-    words = _WORD.findall(_URL.sub(" ", _REPOST.sub("", text)).casefold())[:MAX_WORDS]
+def _words(text: str) -> list[str]:
+    return _WORD.findall(_URL.sub(" ", _REPOST.sub("", text)).casefold())[:MAX_WORDS]
+
+
+def _shingled(words: list[str], k: int = SHINGLE) -> set[bytes]:
     if len(words) <= k:
         return {" ".join(words).encode()} if words else set()
     return {" ".join(words[i : i + k]).encode() for i in range(len(words) - k + 1)}
 
 
+def shingles(text: str, k: int = SHINGLE) -> set[bytes]:
+    """Word k-shingles of the normalised text (case, punctuation, URLs and repost prefixes dropped)."""
+    return _shingled(_words(text), k)
+
+
 _PERMUTATIONS: dict[int, object] = {}
 
 
-def signature(text: str, num_perm: int = NUM_PERM) -> MinHash:
+def _minhash(parts: set[bytes], num_perm: int) -> MinHash:
     # Drawing the permutations is most of a fresh MinHash's cost; they depend only on seed and size.
     perms = _PERMUTATIONS.get(num_perm)
     if perms is None:
         perms = _PERMUTATIONS[num_perm] = MinHash(num_perm=num_perm, seed=7, scheme=SCHEME).permutations
     sketch = MinHash(num_perm=num_perm, seed=7, permutations=perms, scheme=SCHEME)
-    sketch.update_batch(sorted(shingles(text)))
+    sketch.update_batch(sorted(parts))
     return sketch
+
+
+def signature(text: str, num_perm: int = NUM_PERM) -> MinHash:
+    return _minhash(shingles(text), num_perm)
 
 
 def similarity(a: str, b: str) -> float:
     """Estimated Jaccard similarity of two texts' shingle sets."""
     return float(signature(a).jaccard(signature(b)))
+
+
+def containment(a: str, b: str) -> float:
+    """Share of the shorter text's shingles found in the longer's; 0 below `MIN_CONTAINED` shingles.
+
+    Exact, not estimated: a teaser is a small part of a long article, where a
+    MinHash estimate of containment is too noisy to trust.
+    """
+    left, right = shingles(a), shingles(b)
+    short, long_ = (left, right) if len(left) <= len(right) else (right, left)
+    return len(short & long_) / len(short) if len(short) >= MIN_CONTAINED else 0.0
+
+
+def resemblance(a: str, b: str) -> tuple[float, float]:
+    """(estimated Jaccard, containment): the two measures a story match is judged by."""
+    return similarity(a, b), containment(a, b)
+
+
+def _lead_sketch(text: str) -> np.ndarray | None:
+    """The signature of the text's lead; None when the text is too short to be contained."""
+    words = _words(text)
+    if len(words) < MIN_CONTAINED + SHINGLE - 1:
+        return None
+    values = _minhash(_shingled(words[:LEAD_WORDS]), LEAD_PERM).hashvalues
+    return np.asarray(values, dtype=np.uint32)
 
 
 def _mention_text(mention: Mention) -> str:
@@ -145,23 +214,30 @@ class StoryIndex:
         db: StateDB | str | Path,
         *,
         threshold: float = 0.5,
-        num_perm: int = NUM_PERM,
+        contain_threshold: float = CONTAIN_THRESHOLD,
         horizon: float = 3 * 86400.0,
+        sweep_every: int = 1000,
     ) -> None:
         self.threshold = threshold
-        self.num_perm = num_perm
+        self.contain_threshold = contain_threshold
         self.horizon = horizon
+        self.sweep_every = sweep_every
         self._lock = threading.Lock()
         self._db, self._owned = open_state(db)
         ensure_schema(self._db, "stories", MIGRATIONS)
-        self._lsh: dict[str, MinHashLSH] = {}
-        self._sketches: dict[str, MinHash] = {}
+        self._shelves: dict[str, Shelf] = {}
         self._seen: dict[str, int] = {}  # brand -> stories started for it that our LSH holds
-        self._reload(time.time() - horizon)
+        self._clock = 0.0  # newest publication time handled (never ahead of the wall clock)
+        self._since_sweep = 0
+        self._reload(max(time.time() - horizon, 0.0))
 
     def close(self) -> None:
         if self._owned:
             self._db.close()
+
+    def held(self) -> int:
+        """How many stories the index holds in memory (the rest live only in the database)."""
+        return sum(len(shelf.sigs) for shelf in self._shelves.values())
 
     def add(self, mention: Mention) -> str:
         """The story id `mention` belongs to (joining or starting one)."""
@@ -196,6 +272,7 @@ class StoryIndex:
                 self._forget(started)
                 raise
             self._seen.update(counts)
+            self._tick(batch)
         return [assigned[m.id] for m in batch]
 
     def story_of(self, mention_id: str) -> str | None:
@@ -220,6 +297,38 @@ class StoryIndex:
 
     # --- internals ----------------------------------------------------------------------
 
+    def _sweep(self) -> int:
+        """Forget the stories not seen within `horizon` of the clock; how many were forgotten.
+
+        A story another copy joined since we last saw it is kept: the database's
+        last-seen time decides, not ours.
+        """
+        cutoff = self._clock - self.horizon
+        gone = 0
+        for shelf in self._shelves.values():
+            stale = [sid for sid, last in shelf.last.items() if last < cutoff]
+            for start in range(0, len(stale), _IN_CHUNK):
+                chunk = stale[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT id, last_seen FROM story WHERE id IN ({marks})", chunk).rows
+                fresh = {str(sid): float(last) for sid, last in rows}
+                for sid in chunk:
+                    if fresh.get(sid, cutoff - 1) >= cutoff:
+                        shelf.last[sid] = fresh[sid]
+                    else:
+                        shelf.remove(sid)
+                        gone += 1
+        return gone
+
+    def _tick(self, batch: list[Mention]) -> None:
+        """Advance the clock; sweep every `sweep_every` mentions (a pass over the held stories)."""
+        newest = max(m.published.timestamp() for m in batch)
+        self._clock = max(self._clock, min(newest, time.time()))
+        self._since_sweep += len(batch)
+        if self._since_sweep >= self.sweep_every:
+            self._since_sweep = 0
+            self._sweep()
+
     def _lock_brands(self, brands: set[str]) -> dict[str, int]:
         """Lock each brand's row, in name order, and catch up on stories other copies started."""
         counts: dict[str, int] = {}
@@ -234,7 +343,7 @@ class StoryIndex:
             )
             if counts[brand] > self._seen.get(brand, 0):
                 rows = self._db.execute(
-                    "SELECT id, brand, signature FROM story WHERE brand = ? AND brand_seq > ?",
+                    f"SELECT {_SKETCH_COLUMNS} FROM story WHERE brand = ? AND brand_seq > ?",
                     (brand, self._seen.get(brand, 0)),
                 ).rows
                 self._remember(rows)
@@ -255,15 +364,17 @@ class StoryIndex:
 
     def _assign(self, mention: Mention, counts: dict[str, int], started: list[tuple[str, str]]) -> str:
         brand = mention.brand.casefold()
-        sketch = signature(_mention_text(mention), self.num_perm)
-        story_id = self._best_match(brand, sketch)
-        while story_id is not None and not self._join(story_id, mention):
+        text = _mention_text(mention)
+        sig = np.asarray(signature(text).hashvalues, dtype=np.uint32)
+        lead = _lead_sketch(text)
+        story_id = self._best_match(brand, text, sig, lead)
+        while story_id is not None and not self._join(brand, story_id, mention):
             # Started in a transaction a caller rolled back after this index had committed to it.
             self._forget([(brand, story_id)])
-            story_id = self._best_match(brand, sketch)
+            story_id = self._best_match(brand, text, sig, lead)
         if story_id is None:
             counts[brand] += 1
-            story_id = self._start(mention, sketch, counts[brand])
+            story_id = self._start(mention, sig, lead, counts[brand])
             started.append((brand, story_id))
         return story_id
 
@@ -271,34 +382,42 @@ class StoryIndex:
         for brand in sorted({brand for brand, _ in started}):
             self._db.execute("UPDATE story_brand SET stories = ? WHERE brand = ?", (counts[brand], brand))
 
-    def _lsh_for(self, brand: str) -> MinHashLSH:
+    def _shelf(self, brand: str) -> Shelf:
         key = brand.casefold()
-        if key not in self._lsh:
-            self._lsh[key] = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
-        return self._lsh[key]
+        if key not in self._shelves:
+            self._shelves[key] = Shelf()
+        return self._shelves[key]
 
-    def _best_match(self, brand: str, sketch: MinHash) -> str | None:
-        scored = [(self._sketches[sid].jaccard(sketch), sid) for sid in self._lsh_for(brand).query(sketch)]
-        good = [(score, sid) for score, sid in scored if score >= self.threshold]
-        return max(good)[1] if good else None
+    def _best_match(self, brand: str, text: str, sig: np.ndarray, lead: np.ndarray | None) -> str | None:
+        """The most similar story by Jaccard; failing that, a lead candidate that contains or is contained."""
+        shelf = self._shelf(brand)
+        near, leads = shelf.candidates(sig, lead)
+        scored = max(((jaccard(shelf.sigs[sid], sig), sid) for sid in near), default=(0.0, ""))
+        if scored[0] >= self.threshold:
+            return scored[1]
+        ranked = sorted(((jaccard(shelf.sigs[sid], sig), sid) for sid in leads), reverse=True)
+        for _, sid in ranked[:_LEAD_CHECKS]:
+            held = self._db.execute("SELECT representative FROM story WHERE id = ?", (sid,)).scalar()
+            if held is not None and containment(text, str(held)) >= self.contain_threshold:
+                return sid
+        return None
 
-    def _start(self, mention: Mention, sketch: MinHash, number: int) -> str:
+    def _start(self, mention: Mention, sig: np.ndarray, lead: np.ndarray | None, number: int) -> str:
         brand = mention.brand.casefold()
         seed = f"story\x1f{brand}\x1f{mention.id}"
         story_id = hashlib.sha256(seed.encode()).hexdigest()[:24]
         when = mention.published.timestamp()
         text = _mention_text(mention)[:2000]
-        blob = np.asarray(sketch.hashvalues, dtype=np.uint64).tobytes()
+        blob = sig.astype(np.uint64).tobytes()
         self._db.execute(
             "INSERT INTO story (id, brand, representative, url, first_seen, last_seen, members, reach,"
-            " signature, brand_seq) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-            (story_id, brand, text, mention.url, when, when, _reach(mention), blob, number),
+            " signature, brand_seq, lead) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            (story_id, brand, text, mention.url, when, when, _reach(mention), blob, number, _bytes(lead)),
         )
-        self._lsh_for(brand).insert(story_id, sketch)
-        self._sketches[story_id] = sketch
+        self._shelf(brand).add(story_id, sig, lead, when)
         return story_id
 
-    def _join(self, story_id: str, mention: Mention) -> bool:
+    def _join(self, brand: str, story_id: str, mention: Mention) -> bool:
         """Counts the mention into the story; False when no such story is stored."""
         when = mention.published.timestamp()
         updated = self._db.execute(
@@ -307,31 +426,36 @@ class StoryIndex:
             " last_seen = CASE WHEN last_seen > ? THEN last_seen ELSE ? END WHERE id = ?",
             (_reach(mention), when, when, when, when, story_id),
         )
+        shelf = self._shelf(brand)
+        shelf.last[story_id] = max(shelf.last.get(story_id, when), when)
         return updated.rowcount > 0
 
     def _remember(self, rows: Iterable[StateRow]) -> None:
         """Stories read from the database into LSH; ones it holds already are skipped."""
-        for story_id, brand, blob in rows:
-            if story_id in self._sketches:
+        for story_id, brand, blob, lead, last_seen in rows:
+            shelf = self._shelf(str(brand))
+            if story_id in shelf.sigs:
                 continue
-            values = np.frombuffer(bytes(blob), dtype=np.uint64)
-            sketch = MinHash(num_perm=self.num_perm, seed=7, hashvalues=values, scheme=SCHEME)
-            self._lsh_for(brand).insert(story_id, sketch)
-            self._sketches[story_id] = sketch
+            sig = np.frombuffer(bytes(blob), dtype=np.uint64).astype(np.uint32)
+            leads = None if lead is None else np.frombuffer(bytes(lead), dtype=np.uint32).copy()
+            shelf.add(str(story_id), sig, leads, float(last_seen))
 
     def _forget(self, started: list[tuple[str, str]]) -> None:
         """Takes the stories of a rolled-back batch out of LSH again."""
         for brand, story_id in started:
-            self._lsh_for(brand).remove(story_id)
-            del self._sketches[story_id]
+            self._shelf(brand).remove(story_id)
 
     def _reload(self, since: float) -> None:
         # Counts first: a story started between the two reads is loaded again later, harmlessly.
         counts = self._db.execute("SELECT brand, stories FROM story_brand").rows
-        rows = self._db.execute("SELECT id, brand, signature FROM story WHERE last_seen >= ?", (since,)).rows
+        rows = self._db.execute(f"SELECT {_SKETCH_COLUMNS} FROM story WHERE last_seen >= ?", (since,)).rows
         with self._lock:
             self._remember(rows)
             self._seen = {str(brand): int(n) for brand, n in counts}
+
+
+def _bytes(lead: np.ndarray | None) -> bytes | None:
+    return None if lead is None else lead.tobytes()
 
 
 def _story(row: StateRow) -> Story:

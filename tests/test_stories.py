@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from fixture_server import FIXTURES
@@ -11,7 +12,7 @@ from listener.demo import texts
 from listener.demo.world import build_world
 from listener.records import Mention, ScoredMention, Sentiment, SentimentLabel, document_id
 from listener.stages import IndexStage
-from listener.stories import StoryIndex, similarity
+from listener.stories import StoryIndex, containment, similarity
 from pipelines.store_sqlite import EmbeddedStore
 
 T0 = datetime(2025, 11, 20, 14, 0, tzinfo=UTC)
@@ -90,3 +91,73 @@ def test_the_index_stage_files_each_scored_mention_under_its_story(tmp_path):
     batch = [ScoredMention.from_mention(mention(t, minutes=n), verdict) for n, t in enumerate(said)]
     IndexStage(store, stories=stories).handle(batch)
     assert stories.story_of(batch[0].id) == stories.story_of(batch[1].id) != stories.story_of(batch[2].id)
+
+
+def wire_copy(outlet: str, area: str = "Eastgate") -> str:
+    title, body = texts.SYNDICATED_STORY
+    return f"{title}. ({outlet}) {body.format(a=area)} More local news from {outlet}."
+
+
+def teaser(full: str) -> str:
+    """The first two sentences, as a feed's summary or a link preview shows them."""
+    return " ".join(re.split(r"(?<=[.!?])\s+", full)[:2])
+
+
+def test_a_wire_teaser_joins_its_article_either_way_round_and_outage_posts_stay_apart(tmp_path):
+    index = StoryIndex(tmp_path / "stories.db")
+    article = index.add(mention(wire_copy("Metro Wire"), source="news"))
+    short = teaser(wire_copy("Valley Daily"))
+    assert similarity(short, wire_copy("Metro Wire")) < 0.5  # Jaccard alone would split them
+    assert index.add(mention(f"{short} Read more: https://valley.example/a1", source="news-2")) == article
+    complaints = [*texts.CRISIS_REVIEWS, texts.SYNDICATED_STORY[0]]
+    assert article not in {index.add(mention(text, source="social")) for text in complaints}
+
+    teaser_first = index.add(mention(teaser(wire_copy("Metro Wire")), brand="Velmora Air"))
+    assert index.add(mention(wire_copy("Northbank Gazette"), brand="Velmora Air")) == teaser_first
+
+
+def test_containment_needs_a_long_enough_shorter_text():
+    article = wire_copy("Metro Wire")
+    assert containment(teaser(article), article) == 1.0
+    assert containment("Zephyro Fiber confirms core network failure", article) == 0.0  # too short to judge
+    half = article[: len(article) // 2]
+    assert containment(article, half) == containment(half, article)  # always the shorter in the longer
+
+
+def test_stories_not_seen_within_the_horizon_leave_memory_but_not_the_database(tmp_path):
+    index = StoryIndex(tmp_path / "stories.db", horizon=3600, sweep_every=10)
+    first = [mention(f"Zephyro story number {n} about something else entirely {n * 7}") for n in range(10)]
+    old_ids = index.add_many(first)
+    assert index.held() == 10
+    for hour in range(1, 6):
+        batch = [mention(f"Zephyro hour {hour} item {n} with different words {n * 13}", minutes=60 * hour + 1)
+                 for n in range(10)]  # fmt: skip
+        index.add_many(batch)
+        assert index.held() <= 20  # this hour's and the last hour's, never the whole history
+    assert index.get(old_ids[0]) is not None  # evicted from memory only
+    assert index.add(first[0]) == old_ids[0]  # a late redelivery still gets its story
+    late = mention(f"RT @x: {first[1].text}", minutes=5 * 60 + 2)
+    assert index.add(late) != old_ids[1]  # an evicted story is not joined, as after a restart
+
+
+def test_a_story_another_copy_kept_alive_is_not_evicted(tmp_path):
+    path = tmp_path / "stories.db"
+    one = StoryIndex(path, horizon=3600, sweep_every=1)
+    two = StoryIndex(path, horizon=3600, sweep_every=1)
+    text = "Zephyro Fiber status page green while the whole of Eastgate is offline since noon"
+    story = one.add(mention(text))
+    for hour in range(1, 4):  # the other copy sees the story every hour; this one sees only other posts
+        assert two.add(mention(f"RT @n{hour}: {text}", minutes=60 * hour)) == story
+        one.add(mention(f"Unrelated Zephyro post {hour} about billing plans {hour * 11}", minutes=60 * hour))
+    assert one.add(mention(f"RT @late: {text}", minutes=3 * 60 + 5)) == story
+
+
+def test_stories_stored_before_leads_were_kept_still_load_and_join(tmp_path):
+    path = tmp_path / "stories.db"
+    now = datetime.now(UTC)
+    first = StoryIndex(path)
+    story = first.add(mention(wire_copy("Metro Wire"), t0=now))
+    first._db.execute("UPDATE story SET lead = NULL")  # as the previous schema stored it
+    first.close()
+    again = StoryIndex(path)
+    assert again.add(mention(wire_copy("Valley Daily"), source="news", t0=now)) == story
