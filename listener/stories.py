@@ -65,7 +65,6 @@ __all__ = [
     "Story",
     "StoryIndex",
     "containment",
-    "resemblance",
     "shingles",
     "signature",
     "similarity",
@@ -149,21 +148,25 @@ def shingles(text: str, k: int = SHINGLE) -> set[bytes]:
     return _shingled(_words(text), k)
 
 
-_PERMUTATIONS: dict[int, object] = {}
+_PERMUTATIONS: dict[int, np.ndarray] = {}
 
 
-def _minhash(parts: set[bytes], num_perm: int) -> MinHash:
+def _permutations(num_perm: int) -> np.ndarray:
     # Drawing the permutations is most of a fresh MinHash's cost; they depend only on seed and size.
     perms = _PERMUTATIONS.get(num_perm)
     if perms is None:
         perms = _PERMUTATIONS[num_perm] = MinHash(num_perm=num_perm, seed=7, scheme=SCHEME).permutations
-    sketch = MinHash(num_perm=num_perm, seed=7, permutations=perms, scheme=SCHEME)
+    return perms
+
+
+def _minhash(parts: set[bytes], perms: np.ndarray) -> MinHash:
+    sketch = MinHash(num_perm=perms.shape[1], seed=7, permutations=perms, scheme=SCHEME)
     sketch.update_batch(sorted(parts))
     return sketch
 
 
 def signature(text: str, num_perm: int = NUM_PERM) -> MinHash:
-    return _minhash(shingles(text), num_perm)
+    return _minhash(shingles(text), _permutations(num_perm))
 
 
 def similarity(a: str, b: str) -> float:
@@ -182,18 +185,23 @@ def containment(a: str, b: str) -> float:
     return len(short & long_) / len(short) if len(short) >= MIN_CONTAINED else 0.0
 
 
-def resemblance(a: str, b: str) -> tuple[float, float]:
-    """(estimated Jaccard, containment): the two measures a story match is judged by."""
-    return similarity(a, b), containment(a, b)
+def _sketches(text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The text's signature, and its lead's (None when the text is too short to be contained).
 
-
-def _lead_sketch(text: str) -> np.ndarray | None:
-    """The signature of the text's lead; None when the text is too short to be contained."""
+    The lead uses the first `LEAD_PERM` of the signature's permutations, so a
+    text no longer than its lead reuses the signature instead of hashing again.
+    """
     words = _words(text)
+    sig = np.asarray(_minhash(_shingled(words), _permutations(NUM_PERM)).hashvalues, dtype=np.uint32)
     if len(words) < MIN_CONTAINED + SHINGLE - 1:
-        return None
-    values = _minhash(_shingled(words[:LEAD_WORDS]), LEAD_PERM).hashvalues
-    return np.asarray(values, dtype=np.uint32)
+        return sig, None
+    if len(words) <= LEAD_WORDS:
+        return sig, sig[:LEAD_PERM].copy()
+    perms = _PERMUTATIONS.get(-LEAD_PERM)
+    if perms is None:  # cached under a negative size: a prefix of the signature's, not a fresh draw
+        perms = _PERMUTATIONS[-LEAD_PERM] = np.ascontiguousarray(_permutations(NUM_PERM)[:, :LEAD_PERM])
+    lead = _minhash(_shingled(words[:LEAD_WORDS]), perms).hashvalues
+    return sig, np.asarray(lead, dtype=np.uint32)
 
 
 def _mention_text(mention: Mention) -> str:
@@ -365,8 +373,7 @@ class StoryIndex:
     def _assign(self, mention: Mention, counts: dict[str, int], started: list[tuple[str, str]]) -> str:
         brand = mention.brand.casefold()
         text = _mention_text(mention)
-        sig = np.asarray(signature(text).hashvalues, dtype=np.uint32)
-        lead = _lead_sketch(text)
+        sig, lead = _sketches(text)
         story_id = self._best_match(brand, text, sig, lead)
         while story_id is not None and not self._join(brand, story_id, mention):
             # Started in a transaction a caller rolled back after this index had committed to it.
