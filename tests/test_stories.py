@@ -7,12 +7,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from fixture_server import FIXTURES
+from state_engines import migrated
 
 from listener.demo import texts
 from listener.demo.world import build_world
 from listener.records import Mention, ScoredMention, Sentiment, SentimentLabel, document_id
 from listener.stages import IndexStage
-from listener.stories import StoryIndex, containment, similarity
+from listener.stories import MIGRATIONS, StoryIndex, containment, similarity
 from pipelines.store_sqlite import EmbeddedStore
 
 T0 = datetime(2025, 11, 20, 14, 0, tzinfo=UTC)
@@ -103,8 +104,8 @@ def teaser(full: str) -> str:
     return " ".join(re.split(r"(?<=[.!?])\s+", full)[:2])
 
 
-def test_a_wire_teaser_joins_its_article_either_way_round_and_outage_posts_stay_apart(tmp_path):
-    index = StoryIndex(tmp_path / "stories.db")
+def test_a_wire_teaser_joins_its_article_either_way_round_and_outage_posts_stay_apart(state_db):
+    index = StoryIndex(migrated(state_db, "stories", MIGRATIONS))
     article = index.add(mention(wire_copy("Metro Wire"), source="news"))
     short = teaser(wire_copy("Valley Daily"))
     assert similarity(short, wire_copy("Metro Wire")) < 0.5  # Jaccard alone would split them
@@ -140,10 +141,9 @@ def test_stories_not_seen_within_the_horizon_leave_memory_but_not_the_database(t
     assert index.add(late) != old_ids[1]  # an evicted story is not joined, as after a restart
 
 
-def test_a_story_another_copy_kept_alive_is_not_evicted(tmp_path):
-    path = tmp_path / "stories.db"
-    one = StoryIndex(path, horizon=3600, sweep_every=1)
-    two = StoryIndex(path, horizon=3600, sweep_every=1)
+def test_a_story_another_copy_kept_alive_is_not_evicted(state_db_pair):
+    one = StoryIndex(migrated(state_db_pair[0], "stories", MIGRATIONS), horizon=3600, sweep_every=1)
+    two = StoryIndex(state_db_pair[1], horizon=3600, sweep_every=1)
     text = "Zephyro Fiber status page green while the whole of Eastgate is offline since noon"
     story = one.add(mention(text))
     for hour in range(1, 4):  # the other copy sees the story every hour; this one sees only other posts
