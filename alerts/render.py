@@ -78,7 +78,10 @@ def summary_line(alert: Alert) -> str:
     """The one-line gist; the brand comes from config but is cleaned all the same."""
     brand = clean_line(alert.brand, 80)
     if alert.status == "resolved":
-        return f"RESOLVED {brand}: negative volume back to {alert.observed} (expected {alert.expected:.1f})"
+        # The spike is over; an incident it opened stays open until a person resolves it.
+        return (
+            f"SPIKE ENDED {brand}: negative volume back to {alert.observed} (expected {alert.expected:.1f})"
+        )
     # An update belongs to the spike already announced; it must not read like a second alert.
     heading = "STILL RISING" if alert.status == "update" else "NEGATIVE SPIKE"
     return (

@@ -48,6 +48,7 @@ RETRYABLE_CODES = frozenset(
 )
 
 ACTION_PREFIX = "listener."
+INCIDENT_STAYS_OPEN = "The incident stays open until someone resolves it."
 ChannelLookup = Callable[[str], str | None] | Mapping[str, str | None]
 Block = dict[str, Any]
 
@@ -57,7 +58,7 @@ def _mrkdwn(text: str) -> Block:
 
 
 def _header(alert: Alert) -> Block:
-    verb = {"firing": "Negative spike", "update": "Still rising", "resolved": "Resolved"}[alert.status]
+    verb = {"firing": "Negative spike", "update": "Still rising", "resolved": "Spike ended"}[alert.status]
     title = clean_line(f"{verb}: {alert.brand}", HEADER_LIMIT)
     return {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}}
 
@@ -67,7 +68,10 @@ def _counts(alert: Alert) -> Block:
     if alert.status != "resolved":
         first = f"*{alert.observed}* negative mentions vs *{alert.expected:.1f}* expected ({ratio})"
     else:
-        first = f"Negative volume is back to *{alert.observed}* (expected *{alert.expected:.1f}*)"
+        first = (
+            f"The spike is over: negative volume is back to *{alert.observed}*"
+            f" (expected *{alert.expected:.1f}*)"
+        )
     second = (
         f"{alert.total} mentions in the window, *{alert.negative_share:.0%}* negative"
         f" · rule {escape(alert.rule, 80)}"
@@ -150,6 +154,9 @@ def build_blocks(alert: Alert, *, buttons: bool = False) -> list[Block]:
     blocks.append(_context(alert))
     if buttons and alert.status == "firing":
         blocks.append(action_buttons(alert.id))
+    if buttons and alert.status == "resolved":
+        # The end of the spike is not the end of the incident: someone still has to close it.
+        blocks.append({"type": "context", "elements": [_mrkdwn(INCIDENT_STAYS_OPEN)]})
     return blocks
 
 
@@ -157,7 +164,7 @@ def fallback_text(alert: Alert) -> str:
     """The notification text (and what screen readers use); mrkdwn, so escaped too."""
     brand = escape(clean_line(alert.brand, 80))
     if alert.status == "resolved":
-        return f"Resolved: negative spike for {brand} is over ({alert.observed} in the window)"
+        return f"Spike ended: the negative spike for {brand} is over ({alert.observed} in the window)"
     if alert.status == "update":
         return f"Still rising for {brand}: {alert.observed} negative vs {alert.expected:.1f} expected"
     return (

@@ -75,7 +75,7 @@ def test_notify_recovers_from_server_errors() -> None:
         assert len(slack.posted) == 1
 
 
-def test_the_same_alert_is_not_posted_twice_but_its_resolution_is() -> None:
+def test_the_same_alert_is_not_posted_twice_but_its_end_is() -> None:
     with fake_slack() as slack:
         stage = NotifyStage([slack_notifier(slack.url)], sleep=Sleeps())
         alert = make_alert()
@@ -83,7 +83,7 @@ def test_the_same_alert_is_not_posted_twice_but_its_resolution_is() -> None:
         stage.handle([decode(encode(alert))])  # redelivered by the bus
         stage.handle([alert.model_copy(update={"status": "resolved", "samples": ()})])
         assert len(slack.posted) == 2
-        assert slack.posted[1].body["blocks"][0]["text"]["text"].startswith("Resolved")
+        assert slack.posted[1].body["blocks"][0]["text"]["text"].startswith("Spike ended")
 
 
 def test_a_failed_notifier_does_not_resend_through_the_one_that_worked() -> None:

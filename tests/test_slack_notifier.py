@@ -159,11 +159,15 @@ def test_the_channel_comes_from_the_alert_then_the_brand_then_the_default(slack:
     assert not caught.value.retryable
 
 
-def test_a_resolved_alert_says_so_without_samples(slack: FakeSlack) -> None:
+def test_the_end_of_a_spike_says_the_spike_ended_not_that_anything_is_resolved(slack: FakeSlack) -> None:
+    """The incident stays open until a person resolves it; the channel must not read otherwise."""
     notifier_for(slack).send(make_alert(status="resolved", observed=1, samples=()))
-    blocks = slack.posted[0].body["blocks"]
-    assert blocks[0]["text"]["text"].startswith("Resolved")
+    body = slack.posted[0].body
+    blocks = body["blocks"]
+    assert blocks[0]["text"]["text"] == "Spike ended: Acme"
     assert [b["type"] for b in blocks] == ["header", "section", "context"]
+    assert "resolved" not in json.dumps(blocks).casefold() and "resolved" not in body["text"].casefold()
+    assert body["text"] == "Spike ended: the negative spike for Acme is over (1 in the window)"
 
 
 def test_from_config_uses_base_url_and_no_silent_retries(slack: FakeSlack) -> None:
