@@ -50,8 +50,11 @@ ALERTS_TOPIC = "alerts"
 
 
 def status_key(alert: Alert) -> str:
-    """What one message is: firing, resolved, or the n-th update of the spike."""
-    return f"update-{alert.revision}" if alert.status == "update" else alert.status
+    """What one message is: firing, the n-th update, or the spike's end after n updates (a
+    spike back within its cool-down continues with an update, so it can end twice)."""
+    if alert.status == "update" or (alert.status == "resolved" and alert.revision):
+        return f"{alert.status}-{alert.revision}"
+    return alert.status
 
 
 @dataclass(frozen=True)

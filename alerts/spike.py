@@ -5,7 +5,7 @@ seen when it happened, not when a feed happened to be polled. Time moves with a
 watermark (the newest publication time seen, never beyond the wall clock); a
 bucket closes once the watermark is `lateness` buckets past its end, or once
 the wall clock is `idle_close` seconds past it, so a stream that falls silent
-can still resolve its spike.
+can still end its spike.
 
 For each closed window end the detector compares the window's negatives with
 the baseline: the mean per bucket over the closed buckets of the preceding
@@ -13,6 +13,13 @@ the baseline: the mean per bucket over the closed buckets of the preceding
 empty history does not make the first few complaints a spike. Buckets that
 belonged to a firing spike are left out of the baseline, so a long spike is
 not learnt as the new normal (River's `protect_anomaly_detector`).
+
+A spike ends only once its windows have stayed under `resolve_ratio` x
+expected for `rule.hold` seconds, and one that comes back within
+`rule.cooldown` of its end continues under the same alert id (an update in its
+thread and incident), so an outage whose tail wavers is one spike, not a string
+of end-and-fire pairs. Its end is the spike's, never the incident's: a person
+resolves that.
 
 The shape is `update(mention)` then `evaluate()`; a later detector can keep it.
 """
@@ -40,6 +47,8 @@ TOP_SOURCES = 3
 CHART_SPAN = 86400.0  # the alert's chart covers the last 24 hours
 # An open spike is re-reported (in its thread) when its count reaches this multiple of the last report.
 UPDATE_GROWTH = 1.5
+# A window whose count is within this many standard deviations of expected is calm whatever its ratio.
+CALM_Z = 1.0
 
 
 @dataclass(frozen=True)
@@ -230,8 +239,14 @@ class SpikeDetector:
         )
 
     def has_calmed(self, stats: WindowStats) -> bool:
+        """Under `resolve_ratio` x expected, or a count ordinary noise explains (1 against 0.4).
+
+        A count under `min_count` is no calm by itself: 4 against 0.4 expected is
+        an outage's tail, and ending the spike there made it end and fire again.
+        """
         return (
-            stats.observed < self.rule.resolve_ratio * stats.expected or stats.observed < self.rule.min_count
+            stats.observed < self.rule.resolve_ratio * stats.expected
+            or poisson_z(stats.observed, stats.expected) < CALM_Z
         )
 
     def _step(self, stats: WindowStats) -> Alert | None:
@@ -248,23 +263,61 @@ class SpikeDetector:
 
     def _decide(self, stats: WindowStats) -> Alert | None:
         state = self.state
-        first = round(stats.start / self.rule.bucket)
-        window = range(first, first + self.window_buckets)
         if state.open_spike is not None:
-            if self.has_calmed(stats) or self._is_new_normal(stats):
-                alert = self._alert(stats, "resolved", state.open_spike.alert_id)
-                state.open_spike = None
-                return alert
-            state.spike_buckets.update(window)
-            return self._rising(stats)
+            return self._follow(stats)
+        ended = state.ended_spike
+        if ended is not None and ended.ended is not None and stats.end - ended.ended > self.rule.cooldown:
+            state.ended_spike = None
         if not self.is_spike(stats) or not self._recent(stats):
             return None
+        if state.ended_spike is not None:
+            return self._returned(stats, state.ended_spike)
         alert_id = Alert.make_id(self.brand, self.rule.name, _utc(stats.start))
         state.open_spike = OpenSpike(
             alert_id=alert_id, window_start=stats.start, fired_at=self._now(), peak=stats.observed
         )
-        state.spike_buckets.update(window)
+        self._mark_spike(stats)
         return self._alert(stats, "firing", alert_id)
+
+    def _follow(self, stats: WindowStats) -> Alert | None:
+        """An open spike ends after `hold` seconds of calm windows, or when it is the new level."""
+        spike = self.state.open_spike
+        assert spike is not None
+        calm = self.has_calmed(stats)
+        calm_since = (stats.end if spike.calm_since is None else spike.calm_since) if calm else None
+        self.state.open_spike = replace(spike, calm_since=calm_since)
+        if calm_since is not None and stats.end - calm_since >= self.rule.hold:
+            return self._end(stats, keep=True)
+        if self._is_new_normal(stats):
+            return self._end(stats, keep=calm)
+        if calm:
+            return None
+        self._mark_spike(stats)
+        return self._rising(stats)
+
+    def _end(self, stats: WindowStats, *, keep: bool) -> Alert:
+        """The spike is over (not the incident: a person resolves that). Kept for the cool-down
+        so a return continues it, unless it ended by becoming the new normal."""
+        spike = self.state.open_spike
+        assert spike is not None
+        self.state.open_spike = None
+        self.state.ended_spike = replace(spike, calm_since=None, ended=stats.end) if keep else None
+        # Numbered like the updates, so a second end after a return is a message of its own.
+        alert = self._alert(stats, "resolved", spike.alert_id)
+        return alert.model_copy(update={"revision": spike.revision})
+
+    def _returned(self, stats: WindowStats, ended: OpenSpike) -> Alert:
+        """A spike back within the cool-down is the same spike: an update in its thread and
+        incident, not a second page."""
+        spike = replace(ended, ended=None, calm_since=None, peak=stats.observed, revision=ended.revision + 1)
+        self.state.open_spike, self.state.ended_spike = spike, None
+        self._mark_spike(stats)
+        alert = self._alert(stats, "update", spike.alert_id)
+        return alert.model_copy(update={"revision": spike.revision})
+
+    def _mark_spike(self, stats: WindowStats) -> None:
+        first = round(stats.start / self.rule.bucket)
+        self.state.spike_buckets.update(range(first, first + self.window_buckets))
 
     def _is_new_normal(self, stats: WindowStats) -> bool:
         """A "spike" that outlasts the whole baseline span is a level shift, not an incident.
@@ -330,9 +383,7 @@ class SpikeDetector:
         state = self.state
         first, last = round(stats.start / self.rule.bucket), round(stats.end / self.rule.bucket)
         window = range(first, last)
-        baseline = [
-            b for b in range(first - self.baseline_buckets, first) if b not in state.spike_buckets
-        ]
+        baseline = [b for b in range(first - self.baseline_buckets, first) if b not in state.spike_buckets]
         terms = evidence.over_represented(
             evidence.merge(state.terms.get(b, {}) for b in window),
             sum(state.negative.get(b, 0) for b in window),

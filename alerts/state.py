@@ -81,6 +81,8 @@ class OpenSpike:
     fired_at: float
     peak: int = 0  # the count last reported; an update goes out when it is clearly exceeded
     revision: int = 0  # updates posted so far
+    calm_since: float | None = None  # end of the first window of the current calm stretch
+    ended: float | None = None  # the window end at which the spike was declared over
 
 
 @dataclass
@@ -95,6 +97,8 @@ class BrandState:
     watermark: float | None = None
     evaluated_through: int | None = None
     open_spike: OpenSpike | None = None
+    # The spike that ended last, until its cool-down has passed: a return continues it.
+    ended_spike: OpenSpike | None = None
     estimator: dict[str, Any] = field(default_factory=dict)
     # Evidence per bucket: mentions per sentiment label, and for the negatives their
     # words (document frequency) and sites; `history` is [observed, expected, threshold]
@@ -116,6 +120,7 @@ class BrandState:
             "watermark": self.watermark,
             "evaluated_through": self.evaluated_through,
             "open_spike": None if self.open_spike is None else vars(self.open_spike),
+            "ended_spike": None if self.ended_spike is None else vars(self.ended_spike),
             "estimator": self.estimator,
             "mix": {str(k): v for k, v in self.mix.items()},
             "terms": {str(k): v for k, v in self.terms.items()},
@@ -128,7 +133,7 @@ class BrandState:
     @classmethod
     def from_json(cls, text: str) -> BrandState:
         data = json.loads(text)
-        spike = data.get("open_spike")
+        spike, ended = data.get("open_spike"), data.get("ended_spike")
         return cls(
             negative={int(k): int(v) for k, v in data["negative"].items()},
             total={int(k): int(v) for k, v in data["total"].items()},
@@ -140,6 +145,7 @@ class BrandState:
             watermark=data["watermark"],
             evaluated_through=data["evaluated_through"],
             open_spike=None if spike is None else OpenSpike(**spike),
+            ended_spike=None if ended is None else OpenSpike(**ended),
             estimator=data.get("estimator") or {},
             mix=_per_bucket(data.get("mix")),
             terms=_per_bucket(data.get("terms")),

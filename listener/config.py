@@ -311,6 +311,11 @@ SourceConfig = Annotated[
 ]
 
 
+# A spike's end needs this many windows of calm; a return within this many windows continues it.
+HOLD_WINDOWS = 2
+COOLDOWN_WINDOWS = 6
+
+
 class AlertRule(_Section):
     """When negative volume for a brand is a spike worth waking someone for."""
 
@@ -323,6 +328,29 @@ class AlertRule(_Section):
     min_share: float = Field(default=0.0, ge=0.0, le=1.0, description="negatives' share of all mentions")
     sensitivity: float = Field(default=3.0, gt=0.0, description="Poisson tail, in standard deviations")
     resolve_ratio: float = Field(default=1.5, gt=0.0, description="spike ends below ratio x expected")
+    hold: Duration = Field(
+        default=HOLD_WINDOWS * 300.0, ge=0, description="calm it needs to end (default: two windows)"
+    )
+    cooldown: Duration = Field(
+        default=COOLDOWN_WINDOWS * 300.0,
+        ge=0,
+        description="a spike back within this long continues (default: six windows)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timing_from_window(cls, data: Any) -> Any:
+        """`hold` and `cooldown` left out scale with the window: a 1-hour window needs a longer calm.
+
+        An unreadable window is left for its own field to report.
+        """
+        if not isinstance(data, dict) or "window" not in data:
+            return data
+        try:
+            window = parse_duration(data["window"])
+        except ValueError:
+            return data
+        return {"hold": HOLD_WINDOWS * window, "cooldown": COOLDOWN_WINDOWS * window, **data}
 
 
 def _valid_watch_query(query: str) -> str:

@@ -45,6 +45,7 @@ SMALL_RULE = {
     "min_ratio": 3.0,
     "sensitivity": 3.0,
     "resolve_ratio": 1.5,
+    "hold": "10s",  # one bucket of calm after the window, so the end is seen within a minute too
 }
 
 

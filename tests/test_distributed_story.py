@@ -229,11 +229,11 @@ class CrisisStory:
         assert "Acknowledged* by Dana" in json.dumps(self.slack.calls("chat.update")[-1].body["blocks"])
 
     def the_complaints_stop_and_the_spike_ends(self) -> None:
-        """Once a whole window and its lateness bucket have gone by without complaints (about a
-        minute of publishing), the detectors call the spike over."""
+        """Once a whole window, the rule's hold and the lateness bucket have gone by without
+        complaints (over a minute of publishing), the detectors call the spike over."""
         deployment = self.deployment
         deployment.wait_for(
-            "the crisis behind the clock", lambda: seconds_since(self.timeline.cursor) >= 62, 70
+            "the crisis behind the clock", lambda: seconds_since(self.timeline.cursor) >= 72, 80
         )
         deployment.publish(self.timeline.chatter([ACME, GLOBEX]))
         (over,) = deployment.wait_for(

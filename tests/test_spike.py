@@ -56,15 +56,26 @@ def test_a_spike_is_not_learnt_as_the_new_baseline(tmp_path: Path) -> None:
     assert during <= before * 1.2
 
 
-def test_the_spike_resolves_once_when_volume_drops(tmp_path: Path) -> None:
+def calm_down(story: Story, minutes: int = 20) -> float | None:
+    """Minutes without a complaint; the end of the first window the detector found calm."""
+    calm_from = None
+    for _ in range(minutes):
+        story.minute(negatives=0)
+        window = story.newest_window()
+        if calm_from is None and story.detector.has_calmed(window):
+            calm_from = window.end
+    return calm_from
+
+
+def test_the_spike_ends_once_after_a_hold_of_calm_windows(tmp_path: Path) -> None:
     story = Story(tmp_path)
     story.quiet_hour()
     burst(story, 10)
-    for _ in range(10):
-        story.minute(negatives=0)
+    calm_from = calm_down(story)
     [fired] = story.firing()
     [resolved] = story.resolved()
     assert resolved.id == fired.id
+    assert calm_from is not None and resolved.window_end.timestamp() == calm_from + RULE.hold
     assert resolved.window_start > fired.window_start
     assert resolved.observed < RULE.min_count
     assert resolved.samples == ()
@@ -85,8 +96,7 @@ def test_volume_between_the_fire_and_resolve_levels_keeps_the_spike_open(tmp_pat
             assert not detector.is_spike(stats)
             assert not detector.has_calmed(stats)
     assert story.resolved() == []
-    for _ in range(10):
-        story.minute(negatives=0)
+    calm_down(story)
     assert len(story.resolved()) == 1
     assert len(story.firing()) == 1
 
@@ -167,8 +177,7 @@ def test_a_restart_keeps_the_baseline_and_does_not_refire_an_open_spike(tmp_path
     assert story.baseline() == baseline
     burst(story, 10)
     assert story.firing() == [fired]
-    for _ in range(10):
-        story.minute(negatives=0)
+    calm_down(story)
     [resolved] = story.resolved()
     assert resolved.id == fired.id
 
