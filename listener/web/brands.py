@@ -369,7 +369,7 @@ def duration_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-_DURATIONS = ("bucket", "baseline", "window")
+_DURATIONS = ("bucket", "baseline", "window", "hold", "cooldown")
 _FEED_INPUTS = {"name": "feed_name", "url": "feed_url", "poll_interval": "feed_interval"}
 
 
