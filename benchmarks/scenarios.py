@@ -31,7 +31,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from listener.demo import texts
 
@@ -287,36 +287,45 @@ class _Stream:
         self.items: list[Item] = []
         self.names = _spellings(brand)
 
-    def fill(self, start: float, end: float, rate: Rate, mix: Mix, **extra: object) -> None:
-        """Poisson counts a minute at `rate` (per minute), kinds drawn from `mix`."""
+    def fill(self, start: float, end: float, rate: Rate, mix: Mix, **fields: Any) -> None:
+        """Poisson counts a minute at `rate` (per minute), kinds drawn from `mix`; `fields` go to
+        `post` (site, incident, delivered)."""
         kinds, weights = zip(*mix, strict=True)
         t = start
         while t < end:
             for _ in range(_poisson(self.rng, rate(t + 30))):
                 kind = self.rng.choices(kinds, weights)[0]
-                self.post(t + self.rng.uniform(0, min(60.0, end - t)), kind, **extra)
+                self.post(t + self.rng.uniform(0, min(60.0, end - t)), kind, **fields)
             t += 60.0
 
-    def post(self, published: float, kind: str, **extra: object) -> None:
+    def post(
+        self,
+        published: float,
+        kind: str,
+        *,
+        site: str | None = None,
+        incident: str | None = None,
+        delivered: float | None = None,
+    ) -> None:
         rng = self.rng
         text, label, slang = _text(rng, kind, rng.choice(self.names))
         handle = f"{rng.choice(texts.HANDLE_HEADS)}_{rng.choice(texts.HANDLE_TAILS)}{rng.randint(1, 999)}"
-        author = (
-            handle
-            if rng.random() < 0.7
-            else f"{rng.choice(texts.FIRST_NAMES)} {rng.choice(texts.LAST_NAMES)}"
+        if rng.random() >= 0.7:  # drawn only when used: the seed's streams stay as they were
+            handle = f"{rng.choice(texts.FIRST_NAMES)} {rng.choice(texts.LAST_NAMES)}"
+        drawn = rng.choice(SITES)
+        self.items.append(
+            Item(
+                id=f"{self.name}-{len(self.items)}",
+                published=round(published, 3),
+                text=text,
+                author=handle,
+                site=site or drawn,
+                label=label,
+                slang=slang,
+                incident=incident,
+                delivered=delivered,
+            )
         )
-        fields: dict[str, object] = {"site": rng.choice(SITES), **extra}
-        item = Item(
-            id=f"{self.name}-{len(self.items)}",
-            published=round(published, 3),
-            text=text,
-            author=author,
-            label=label,
-            slang=slang,
-            **fields,  # type: ignore[arg-type]
-        )
-        self.items.append(item)
 
     def scenario(
         self, description: str, start: float, end: float, *incidents: Incident, warmup: float = 6 * HOUR
@@ -448,7 +457,7 @@ def backfill(seed: int) -> Scenario:
     s = _Stream("backfill", texts.BRAND, seed)
     s.fill(MONDAY, MONDAY + 2 * DAY, daily(BUSY), BACKGROUND)
     back = MONDAY + DAY + 16 * HOUR
-    late = {"site": "forum.users.example", "delivered": back}
+    late: dict[str, Any] = {"site": "forum.users.example", "delivered": back}
     s.fill(MONDAY + 14 * HOUR, back - HOUR, daily(BUSY * 0.5), BACKGROUND, **late)
     old = MONDAY + 20 * HOUR
     s.fill(old, old + 15 * 60, lambda t: 3.0, (("outage", 1.0),), **late)
