@@ -59,7 +59,6 @@ class EscalationStage:
         self.digest = digest  # the weekly recognition digest rides on the same clock
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
-        now = self.desk.clock()
         for record in records:
             if not isinstance(record, Alert):
                 continue
@@ -69,7 +68,7 @@ class EscalationStage:
             if record.status == "firing":
                 self.desk.open(record)
             else:
-                self.desk.incidents.record_update(record, now)
+                self.desk.record(record)
         self.tick()
         return []
 

@@ -173,15 +173,20 @@ class IncidentStore:
                 self._event(incident.id, now, "opened", responder, detail)
         return incident, opened
 
-    def record_update(self, alert: Alert, now: float) -> Incident | None:
-        """A rising count or the spike's end, for the incident's trail (not a state change)."""
+    def record_update(self, alert: Alert, now: float, *, remind_at: float | None = None) -> Incident | None:
+        """A rising count or the spike's end, for the incident's trail (not a state change).
+
+        An update after the spike had ended is the spike coming back within its
+        cool-down: the incident's spike is live again, and its reminders resume
+        at `remind_at` (the rota's next reminder) unless the incident is resolved.
+        """
         with self._db.transaction():
             row = self._db.execute(
-                "SELECT id FROM incident WHERE alert_id = ? FOR UPDATE", (alert.id,)
+                "SELECT id, spike_ended_at FROM incident WHERE alert_id = ? FOR UPDATE", (alert.id,)
             ).fetchone()
             if row is None:
                 return None
-            incident_id = int(row[0])
+            incident_id, returned = int(row[0]), row[1] is not None and alert.status != "resolved"
             if alert.status == "resolved":
                 self._db.execute(
                     "UPDATE incident SET spike_ended_at = COALESCE(spike_ended_at, ?), remind_at = NULL"
@@ -191,10 +196,14 @@ class IncidentStore:
                 self._event(incident_id, now, "spike-ended", None, f"back to {alert.observed}")
             else:
                 self._db.execute(
-                    "UPDATE incident SET observed = CASE WHEN observed < ? THEN ? ELSE observed END"
-                    " WHERE id = ?",
-                    (alert.observed, alert.observed, incident_id),
+                    "UPDATE incident SET observed = CASE WHEN observed < ? THEN ? ELSE observed END,"
+                    " spike_ended_at = NULL,"
+                    " remind_at = CASE WHEN spike_ended_at IS NOT NULL AND state != 'resolved' THEN ?"
+                    " ELSE remind_at END WHERE id = ?",
+                    (alert.observed, alert.observed, remind_at, incident_id),
                 )
+                if returned:
+                    self._event(incident_id, now, "spike-returned", None, f"{alert.observed} negative again")
                 self._event(
                     incident_id, now, "update", None, f"{alert.observed} negative (update {alert.revision})"
                 )

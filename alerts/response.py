@@ -98,6 +98,14 @@ class Desk:
         )
         return incident
 
+    def record(self, alert: Alert) -> Incident | None:
+        """An update or the end of an open alert's spike, on its incident's trail; a spike that
+        comes back within its cool-down brings back the rota's reminders."""
+        now = self.clock()
+        oncall = self.roster.get(alert.brand)
+        remind_at = None if oncall is None else now + oncall.config.remind_every
+        return self.incidents.record_update(alert, now, remind_at=remind_at)
+
     def incident(self, ref: str) -> Incident:
         """By number (`12`) or by alert id (what Slack buttons carry)."""
         found = self.incidents.get(int(ref)) if ref.isdigit() else self.incidents.by_alert(ref)

@@ -237,7 +237,9 @@ class DetectorStore:
             )
         elif alert.status == "update":
             self._db.execute(
-                "UPDATE spike_log SET peak = CASE WHEN peak < ? THEN ? ELSE peak END WHERE alert_id = ?",
+                # An update after the end is the spike back within its cool-down: open again.
+                "UPDATE spike_log SET peak = CASE WHEN peak < ? THEN ? ELSE peak END, ended = NULL"
+                " WHERE alert_id = ?",
                 (alert.observed, alert.observed, alert.id),
             )
         else:

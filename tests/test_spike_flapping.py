@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from alertstory import RULE, T0, Story
+from alertstory import RULE, T0, Story, oncall_rota
 from pydantic import ValidationError
 from slack_sdk import WebClient
 from slack_server import TOKEN, FakeSlack, fake_slack
@@ -27,8 +27,8 @@ from alerts.response import Desk
 from alerts.silences import SilenceStore
 from alerts.slack import SlackNotifier
 from alerts.spike import SpikeDetector, WindowStats
-from alerts.state import BrandState
-from listener.config import AlertRule
+from alerts.state import BrandState, read_spikes
+from listener.config import AlertRule, OnCallConfig
 from listener.records import Alert
 
 # Per minute after the burst: one or two complaints, sometimes none. Each window holds 3 to 5
@@ -125,11 +125,12 @@ def test_the_spike_ends_only_after_hold_seconds_of_calm(tmp_path: Path) -> None:
 
 
 def chain(tmp_path: Path, slack: FakeSlack) -> tuple[NotifyStage, EscalationStage, Desk]:
-    """Notify (Slack with buttons) and the incidents stage over one desk, as the monitor runs them."""
+    """Notify (Slack with buttons) and the incidents stage over one desk, as the monitor runs them;
+    Acme has the stories' on-call rota (reminders every hour)."""
     desk = Desk(
         IncidentStore(tmp_path / "incidents.db"),
         SilenceStore(tmp_path / "silences.db"),
-        Roster({}),
+        Roster({"Acme": OnCallConfig.model_validate(oncall_rota("#acme-escalations"))}),
     )
     client = WebClient(token=TOKEN, base_url=slack.url, retry_handlers=[], timeout=5)
     notifier = SlackNotifier(client, {"Acme": "#acme"}, buttons=True, charts=False)
@@ -143,14 +144,17 @@ def test_a_spike_back_within_the_cooldown_is_the_same_alert_thread_and_incident(
         fired = first_wave(story)
         outage(story)  # back within minutes of its end
         calm(story, 20)
+        back = story.alerts[statuses(story.alerts).index("resolved") + 1]
         for alert in story.alerts:
             notify.handle([alert])
             incidents.handle([alert])
+            if alert is back:  # the spike is live again on the incident: reminders resume
+                live = desk.incidents.by_alert(fired.id)
+                assert live is not None and live.spike_ended_at is None and live.remind_at is not None
 
         assert story.firing() == [fired]
         assert {a.id for a in story.alerts} == {fired.id}, "one alert id for the whole outage"
         assert statuses(story.alerts).count("resolved") == 2
-        back = story.alerts[statuses(story.alerts).index("resolved") + 1]
         assert back.status == "update" and back.revision > 0
 
         first, *replies = slack.posted
@@ -169,6 +173,10 @@ def test_a_spike_back_within_the_cooldown_is_the_same_alert_thread_and_incident(
         assert incident.alert_id == fired.id and incident.state == "open"
         kinds = [e.kind for e in desk.incidents.events(incident.id)]
         assert kinds[0] == "opened" and kinds.count("spike-ended") == 2 and "update" in kinds
+        assert kinds.index("spike-ended") < kinds.index("spike-returned") < len(kinds) - 1
+        # The dashboard's spike log shows it as one spike, ended at its second end.
+        [mark] = read_spikes(story.path, "Acme", 0.0, float("inf"))
+        assert mark.alert_id == fired.id and mark.ended is not None
 
 
 def test_a_spike_back_after_the_cooldown_is_a_new_spike(tmp_path: Path) -> None:
