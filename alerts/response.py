@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from alerts.incidents import Incident, IncidentStore
 from alerts.oncall import Roster
 from alerts.silences import Silence, SilenceStore
 from listener.config import Config
-from listener.datadir import DataDir, StateDatabases
+from listener.datadir import StateDatabases
 from listener.errors import IncidentError
 from listener.records import Alert
 
@@ -39,7 +38,6 @@ class Desk:
         self.silences = silences
         self.roster = roster
         self.clock = clock
-        self._owned: StateDatabases | None = None
 
     @classmethod
     def from_state(
@@ -60,14 +58,6 @@ class Desk:
             Roster(brands.current),
             clock,
         )
-
-    @classmethod
-    def open_dir(cls, data_dir: Path, config: Config, clock: Callable[[], float] = time.time) -> Desk:
-        """`from_state` over databases of its own, closed with the desk (for callers holding a path)."""
-        state = StateDatabases(DataDir(data_dir), config.state)
-        desk = cls.from_state(state, config, clock)
-        desk._owned = state
-        return desk
 
     def admit(self, alert: Alert) -> bool:
         """False for a spike that fired under a silence (and for its updates and end)."""
@@ -164,5 +154,3 @@ class Desk:
     def close(self) -> None:
         self.incidents.close()
         self.silences.close()
-        if self._owned is not None:
-            self._owned.close()

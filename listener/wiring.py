@@ -122,12 +122,12 @@ class Wiring:
     @cached_property
     def slack(self) -> SlackNotifier | None:
         """The Slack notifier (posts alerts, escalations, digests, source notices), if configured."""
-        given = [n for n in self.given_notifiers if _is_slack(n)]
-        if given:
-            return given[0]  # type: ignore[return-value]
-        if self.given_notifiers or self.config.slack.bot_token is None:
-            return None
         from alerts.slack import SlackNotifier
+
+        if self.given_notifiers:
+            return next((n for n in self.given_notifiers if isinstance(n, SlackNotifier)), None)
+        if self.config.slack.bot_token is None:
+            return None
         from listener.brand_settings import LiveBrands
 
         # Channels saved in the web app win over watch.yaml's, from the next alert on.
@@ -271,12 +271,6 @@ def migrate(state: StateDatabases) -> dict[str, int]:
     Safe to run again (nothing to apply) and from two hosts at once (they take turns).
     """
     return {name: state.db(name).migrate(name, steps) for name, steps in schemas().items()}
-
-
-def _is_slack(notifier: object) -> bool:
-    from alerts.slack import SlackNotifier
-
-    return isinstance(notifier, SlackNotifier)
 
 
 # --- one builder per bus stage -------------------------------------------------------------------

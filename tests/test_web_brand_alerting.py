@@ -31,6 +31,7 @@ from crawlers.scheduler import Scheduler
 from crawlers.state import FetchState
 from listener.brand_settings import LiveBrands
 from listener.config import Config
+from listener.datadir import StateDatabases
 from listener.live_sources import SourceSync
 from listener.records import Alert, Document, Mention, document_id
 from listener.stage_process import build_stage
@@ -173,8 +174,9 @@ def test_an_editor_sets_a_rota_and_an_unanswered_alert_escalates_to_its_responde
     now = [T0.timestamp()]
     notifier = slack_notifier(world)
     # The stages run from before the rota exists, and are never restarted.
+    state = StateDatabases.from_config(world.config)
     notify = NotifyStage(
-        [notifier], sleep=lambda s: None, desk=Desk.open_dir(data, world.config, lambda: now[0])
+        [notifier], sleep=lambda s: None, desk=Desk.from_state(state, world.config, lambda: now[0])
     )
     digest = WeeklyDigest(
         IncidentStore(data / "incidents.db"),
@@ -182,7 +184,7 @@ def test_an_editor_sets_a_rota_and_an_unanswered_alert_escalates_to_its_responde
         notifier,
         DigestLog(data / "digests.db"),
     )
-    escalation = EscalationStage(Desk.open_dir(data, world.config, lambda: now[0]), notifier, digest)
+    escalation = EscalationStage(Desk.from_state(state, world.config, lambda: now[0]), notifier, digest)
 
     editor = world.user("ed", "editor", "Acme")
     token = csrf_of(editor.get("/watch-terms/Acme").text)
@@ -219,6 +221,7 @@ def test_an_editor_sets_a_rota_and_an_unanswered_alert_escalates_to_its_responde
     assert channel == "#acme-web" and "<@U0LEE> handled 1" in text
     notify.close()
     escalation.close()
+    state.close()
 
 
 def test_a_bad_slack_user_id_and_an_unknown_escalation_responder_show_next_to_their_fields(
