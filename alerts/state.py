@@ -27,7 +27,7 @@ from typing import Any
 from listener.records import Alert, ScoredMention, decode, encode
 from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["MIGRATIONS", "BrandState", "DetectorStore", "OpenSpike", "SpikeMark", "read_spikes"]
+__all__ = ["MIGRATIONS", "BrandState", "DetectorStore", "OpenSpike", "ShareBaseline", "SpikeMark", "read_spikes"]
 
 # Schema steps, oldest first; never edit a released step, append a new one.
 MIGRATIONS = (
@@ -83,6 +83,23 @@ class OpenSpike:
     revision: int = 0  # updates posted so far
     calm_since: float | None = None  # end of the first window of the current calm stretch
     ended: float | None = None  # the window end at which the spike was declared over
+    trigger: str = "spike"  # "spike" (a burst) or "climb" (the share rose over hours)
+
+
+@dataclass
+class ShareBaseline:
+    """The brand's usual negative share, learnt slowly, and the slow-climb detector's evidence.
+
+    Kept as decayed sums rather than per-bucket counts, so a day-long memory
+    costs two numbers. Not learnt while a spike is open or a climb is gathering
+    evidence, so neither becomes the usual share it is measured against.
+    """
+
+    negatives: float = 0.0  # decayed negatives in the ordinary closed buckets learnt
+    mentions: float = 0.0  # decayed mentions of any label in them
+    cusum: float = 0.0  # evidence (nats) that the share climbed to `climb_ratio` x usual
+    rising_since: float | None = None  # start of the bucket where the evidence last left zero
+    through: int | None = None  # newest bucket learnt or judged
 
 
 @dataclass
@@ -109,6 +126,7 @@ class BrandState:
     history: dict[int, list[float]] = field(default_factory=dict)
     # Negatives grouped into stories per bucket (see alerts.story_evidence).
     stories: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    share: ShareBaseline = field(default_factory=ShareBaseline)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -127,6 +145,7 @@ class BrandState:
             "sources": {str(k): v for k, v in self.sources.items()},
             "history": {str(k): v for k, v in self.history.items()},
             "stories": {str(k): v for k, v in self.stories.items()},
+            "share": vars(self.share),
         }
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -152,6 +171,7 @@ class BrandState:
             sources=_per_bucket(data.get("sources")),
             history={int(k): [float(x) for x in v] for k, v in (data.get("history") or {}).items()},
             stories={int(k): list(v) for k, v in (data.get("stories") or {}).items()},
+            share=ShareBaseline(**(data.get("share") or {})),
         )
 
 
