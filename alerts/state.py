@@ -99,6 +99,8 @@ class ShareBaseline:
     mentions: float = 0.0  # decayed mentions of any label in them
     cusum: float = 0.0  # evidence (nats) that the share climbed to `climb_ratio` x usual
     rising_since: float | None = None  # start of the bucket where the evidence last left zero
+    rising_negatives: int = 0  # negatives counted since `rising_since`
+    rising_mentions: int = 0  # mentions counted since `rising_since`
     through: int | None = None  # newest bucket learnt or judged
 
 
