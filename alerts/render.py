@@ -74,6 +74,20 @@ def _ratio(alert: Alert) -> str:
     return f"{alert.observed / alert.expected:.1f}x"
 
 
+def climb_text(alert: Alert) -> str:
+    """A climb in words: its share of negatives since it began, against the usual share."""
+    return (
+        f"{alert.negative_share:.0%} of mentions negative since {alert.window_start:%a %H:%M} UTC"
+        f"{usual_text(alert)}"
+        f" ({alert.observed} of {alert.total}, {alert.expected:.0f} expected)"
+    )
+
+
+def usual_text(alert: Alert) -> str:
+    """ ", usually 9 %" when the detector knew the brand's usual share."""
+    return "" if alert.usual_share is None else f", usually {alert.usual_share:.0%}"
+
+
 def summary_line(alert: Alert) -> str:
     """The one-line gist; the brand comes from config but is cleaned all the same."""
     brand = clean_line(alert.brand, 80)
@@ -82,6 +96,8 @@ def summary_line(alert: Alert) -> str:
         return (
             f"SPIKE ENDED {brand}: negative volume back to {alert.observed} (expected {alert.expected:.1f})"
         )
+    if alert.trigger == "climb":
+        return f"NEGATIVE CLIMB {brand}: {climb_text(alert)}"
     # An update belongs to the spike already announced; it must not read like a second alert.
     heading = "STILL RISING" if alert.status == "update" else "NEGATIVE SPIKE"
     return (
@@ -143,7 +159,8 @@ def render_text(alert: Alert) -> str:
         f"  rule:     {clean_line(alert.rule, 80)}",
         f"  window:   {format_window(alert.window_start, alert.window_end)}",
         f"  counts:   {alert.observed} negative / {alert.total} total "
-        f"({alert.negative_share:.0%} negative); baseline {alert.expected:.1f} for such a window",
+        f"({alert.negative_share:.0%} negative{usual_text(alert)}); baseline {alert.expected:.1f}"
+        " for such a window",
         f"  alert id: {alert.id}",
     ]
     if alert.channel:

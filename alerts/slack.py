@@ -23,7 +23,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from alerts.mrkdwn import SECTION_LIMIT, escape, escape_text, link
-from alerts.render import clean_line, format_window, mix_text, stories_headline, story_line
+from alerts.render import (
+    clean_line,
+    climb_text,
+    format_window,
+    mix_text,
+    stories_headline,
+    story_line,
+    usual_text,
+)
 from listener.config import BrandConfig, SlackConfig
 from listener.errors import ConfigError, NotifierError
 from listener.records import Alert, ScoredMention
@@ -59,13 +67,17 @@ def _mrkdwn(text: str) -> Block:
 
 def _header(alert: Alert) -> Block:
     verb = {"firing": "Negative spike", "update": "Still rising", "resolved": "Spike ended"}[alert.status]
+    if alert.trigger == "climb" and alert.status == "firing":
+        verb = "Negative climb"
     title = clean_line(f"{verb}: {alert.brand}", HEADER_LIMIT)
     return {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}}
 
 
 def _counts(alert: Alert) -> Block:
     ratio = f"{alert.observed / alert.expected:.1f}× baseline" if alert.expected > 0 else "no baseline"
-    if alert.status != "resolved":
+    if alert.trigger == "climb" and alert.status != "resolved":
+        first = escape(climb_text(alert), 300)
+    elif alert.status != "resolved":
         first = f"*{alert.observed}* negative mentions vs *{alert.expected:.1f}* expected ({ratio})"
     else:
         first = (
@@ -73,7 +85,7 @@ def _counts(alert: Alert) -> Block:
             f" (expected *{alert.expected:.1f}*)"
         )
     second = (
-        f"{alert.total} mentions in the window, *{alert.negative_share:.0%}* negative"
+        f"{alert.total} mentions in the window, *{alert.negative_share:.0%}* negative{usual_text(alert)}"
         f" · rule {escape(alert.rule, 80)}"
     )
     return {"type": "section", "text": _mrkdwn(f"{first}\n{second}")}
@@ -165,6 +177,8 @@ def fallback_text(alert: Alert) -> str:
     brand = escape(clean_line(alert.brand, 80))
     if alert.status == "resolved":
         return f"Spike ended: the negative spike for {brand} is over ({alert.observed} in the window)"
+    if alert.trigger == "climb":
+        return f"Negative climb for {brand}: {escape(climb_text(alert), 300)}"
     if alert.status == "update":
         return f"Still rising for {brand}: {alert.observed} negative vs {alert.expected:.1f} expected"
     return (

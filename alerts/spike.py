@@ -7,12 +7,33 @@ bucket closes once the watermark is `lateness` buckets past its end, or once
 the wall clock is `idle_close` seconds past it, so a stream that falls silent
 can still end its spike.
 
-For each closed window end the detector compares the window's negatives with
-the baseline: the mean per bucket over the closed buckets of the preceding
-`rule.baseline` seconds, plus a small prior (one negative per window) so an
-empty history does not make the first few complaints a spike. Buckets that
-belonged to a firing spike are left out of the baseline, so a long spike is
-not learnt as the new normal (River's `protect_anomaly_detector`).
+A spike must pass two tests together (`is_spike`):
+
+* the count: the window's negatives against the baseline, the mean per
+  bucket over the closed buckets of the preceding `rule.baseline` seconds
+  (raised by the hour-of-day profile once learnt), plus a small prior so an
+  empty history does not make the first few complaints a spike; and
+* the share: the window's negatives *among all its mentions* against the
+  brand's usual share (`alerts.share`), so a launch that brings ten times the
+  volume, and ten times the complaints, at the usual share does not page.
+
+Buckets that belonged to a firing spike are left out of both baselines, so a
+long spike is not learnt as the new normal (River's
+`protect_anomaly_detector`).
+
+Time has two edges. Closed windows (once the watermark is `lateness` past
+them) are judged in order and are what the baselines learn from. The open
+edge is judged too, as posts arrive: every span from one bucket to a whole
+window ending at the newest post is tested, with the expected count scaled to
+the span (a Poisson tail holds for any span), so an outage pages as soon as
+its evidence suffices rather than a bucket and a late post after.
+
+A slow crisis outruns neither test: its hourly rise is learnt by the 1-hour
+baseline. So a CUSUM of the share's log-likelihood ratio (`alerts.share`)
+runs over the closed buckets against the slow usual share, which stops
+learning while that evidence gathers; a climb pages once when it crosses
+`climb_threshold`, says since when and from what share to what, and ends
+once the evidence has drained.
 
 A spike ends only once its windows have stayed under `resolve_ratio` x
 expected for `rule.hold` seconds, and one that comes back within
@@ -34,6 +55,7 @@ from typing import Literal
 
 from alerts import evidence, story_evidence
 from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
+from alerts.share import beta_binomial_z, climb_evidence, climbed_share, learn_share, scan_z, usual_share
 from alerts.state import BrandState, OpenSpike
 from listener.config import AlertRule
 from listener.query.tokens import tokenize
@@ -63,6 +85,17 @@ class DetectorSettings:
     idle_close: float | None = None
     prior_per_window: float = 1.0
     std_floor: float = 1.0
+    # The share tests (see alerts.share): a new brand's usual share is taken as 15 % until
+    # about a hundred mentions have been seen; a window's share varies like a beta of 50
+    # pseudo-mentions around the usual one.
+    prior_share: float = 0.15
+    prior_mentions: float = 100.0
+    concentration: float = 50.0
+    # The slow-climb CUSUM: nats of evidence to page, per-bucket clip, and the evidence above
+    # which the usual share stops learning (a climb under way must not become the usual).
+    climb_threshold: float = 12.0
+    climb_clip: float = 2.0
+    climb_freeze: float = 3.0
 
     def alert_age(self, rule: AlertRule) -> float:
         return self.max_alert_age if self.max_alert_age is not None else 4 * rule.window
@@ -80,6 +113,7 @@ class WindowStats:
     observed: int
     total: int
     expected: float
+    usual_share: float = 0.0
 
     @property
     def negative_share(self) -> float:
@@ -196,24 +230,42 @@ class SpikeDetector:
         if state.evaluated_through is None or end > state.evaluated_through:
             state.evaluated_through = end
         self._prune(end)
+        opened = self._scan_open()
+        if opened is not None:
+            alerts.append(opened)
         return alerts
 
     def window_stats(self, window_end: int) -> WindowStats:
         first = window_end - self.window_buckets
-        observed = sum(self.state.negative.get(b, 0) for b in range(first, window_end))
-        total = sum(self.state.total.get(b, 0) for b in range(first, window_end))
-        expected = self.expected_per_bucket(first) * self.window_buckets
+        return self._span_stats(first, window_end, window_end * self.rule.bucket)
+
+    def _span_stats(self, first: int, last: int, end: float) -> WindowStats:
+        """Counts of buckets [first, last) against what a span from `first`'s start to `end` expects.
+
+        `end` may fall inside bucket `last - 1` (the open edge): the expected count is then
+        scaled to the time the span covers, never to less than one bucket.
+        """
+        bucket = self.rule.bucket
+        observed = sum(self.state.negative.get(b, 0) for b in range(first, last))
+        total = sum(self.state.total.get(b, 0) for b in range(first, last))
+        length = max(1.0, end / bucket - first)
+        expected = self.expected_per_bucket(min(first, last - self.window_buckets)) * length
         if self.estimator.warmed:
             # The hour-of-day / hour-of-week forecast may only raise the bar: a busy
             # Monday morning is not news, but a quiet night must not make one complaint a spike.
-            expected = max(expected, self.estimator.forecast(window_end * self.rule.bucket)[0])
+            seasonal = self.estimator.forecast(math.ceil(end / bucket) * bucket)[0]
+            expected = max(expected, seasonal * length / self.window_buckets)
         return WindowStats(
-            start=first * self.rule.bucket,
-            end=window_end * self.rule.bucket,
+            start=first * bucket,
+            end=end,
             observed=observed,
             total=total,
             expected=expected,
+            usual_share=self.usual_share(),
         )
+
+    def usual_share(self) -> float:
+        return usual_share(self.state.share, self.settings.prior_share, self.settings.prior_mentions)
 
     def expected_per_bucket(self, before: int) -> float:
         """Mean negatives per bucket over the baseline span before `before`, spikes left out."""
@@ -228,14 +280,29 @@ class SpikeDetector:
         prior = self.settings.prior_per_window
         return (negatives + prior) / (buckets + self.window_buckets)
 
-    def is_spike(self, stats: WindowStats) -> bool:
-        """Volume, ratio, share, and an exact Poisson tail: 6 against 1 is rarer than 60 against 40."""
+    def is_spike(self, stats: WindowStats, fraction: float = 1.0) -> bool:
+        """High for the time of day *and* high for the volume.
+
+        The count: at least `min_count`, `min_ratio` x expected and an exact Poisson tail
+        beyond `sensitivity` (6 against 1 is rarer than 60 against 40). The share: at least
+        `min_share`, `share_ratio` x the usual share's odds, and a beta-binomial tail beyond
+        `sensitivity`, so more complaints that come with more of everything are not news.
+
+        A span that is a `fraction` of the window is one of 1/fraction such spans a window
+        holds, each a chance for noise: its tails must be that much smaller (a scan
+        statistic's Bonferroni bound), or judging the open edge would page on every flurry.
+        """
         rule = self.rule
+        share = stats.negative_share
+        z = scan_z(rule.sensitivity, fraction)
+        spread = self.settings.concentration
         return (
             stats.observed >= rule.min_count
             and stats.observed >= rule.min_ratio * stats.expected
-            and stats.negative_share >= rule.min_share
-            and poisson_z(stats.observed, stats.expected) >= rule.sensitivity
+            and poisson_z(stats.observed, stats.expected) >= z
+            and share >= rule.min_share
+            and share >= climbed_share(stats.usual_share, rule.share_ratio)
+            and beta_binomial_z(stats.observed, stats.total, stats.usual_share, spread) >= z
         )
 
     def has_calmed(self, stats: WindowStats) -> bool:
@@ -254,7 +321,10 @@ class SpikeDetector:
         if end % self.window_buckets == 0:
             # Non-overlapping windows on a fixed grid: 288 points a day for 5-minute windows.
             self.state.history[end] = self._point(stats)
+        climbed = self._learn_share(end)
         alert = self._decide(stats)
+        if alert is None and climbed:
+            alert = self._climb_alert(stats)
         if self.state.open_spike is None and alert is None:
             # A spike's windows are not learnt: the baseline stays what normal looked like.
             self.estimator.update(stats.end, float(stats.observed))
@@ -262,36 +332,140 @@ class SpikeDetector:
         return alert
 
     def _decide(self, stats: WindowStats) -> Alert | None:
-        state = self.state
-        if state.open_spike is not None:
+        if self.state.open_spike is not None:
             return self._follow(stats)
+        if not self.is_spike(stats):
+            return None
+        return self._open(stats, "spike")
+
+    def _open(self, stats: WindowStats, trigger: Literal["spike", "climb"]) -> Alert | None:
+        """Page for a new spike, or continue the last one if it ended within the cool-down."""
+        state = self.state
         ended = state.ended_spike
         if ended is not None and ended.ended is not None and stats.end - ended.ended > self.rule.cooldown:
             state.ended_spike = None
-        if not self.is_spike(stats) or not self._recent(stats):
+        if not self._recent(stats):
             return None
         if state.ended_spike is not None:
-            return self._returned(stats, state.ended_spike)
+            return self._returned(stats, state.ended_spike, trigger)
         alert_id = Alert.make_id(self.brand, self.rule.name, _utc(stats.start))
         state.open_spike = OpenSpike(
-            alert_id=alert_id, window_start=stats.start, fired_at=self._now(), peak=stats.observed
+            alert_id=alert_id,
+            window_start=stats.start,
+            fired_at=self._now(),
+            peak=stats.observed,
+            trigger=trigger,
         )
-        self._mark_spike(stats)
+        if trigger == "spike":
+            self._mark_spike(stats)
         return self._alert(stats, "firing", alert_id)
 
+    def _scan_open(self) -> Alert | None:
+        """Judge the open edge: every span from one bucket to a whole window ending at the newest
+        post, so an outage pages once its evidence suffices, not a bucket and a late post later."""
+        state = self.state
+        if state.open_spike is not None or state.watermark is None or state.first_bucket is None:
+            return None
+        edge = min(state.watermark, self._now())
+        newest = math.floor(edge / self.rule.bucket)
+        # An edge exactly on a boundary is inside the bucket it opens (a millisecond in), so the
+        # span's posts and samples are in the span.
+        edge = max(edge, newest * self.rule.bucket + 1e-3)
+        if state.evaluated_through is not None and newest < state.evaluated_through:
+            return None  # the closed windows have judged this edge already
+        for length in range(1, self.window_buckets + 1):
+            span = self._span_stats(newest + 1 - length, newest + 1, edge)
+            if self.is_spike(span, min(1.0, length / self.window_buckets)):
+                whole = self._span_stats(newest + 1 - self.window_buckets, newest + 1, edge)
+                return self._open(whole if self.is_spike(whole) else span, "spike")
+        return None
+
+    def _learn_share(self, end: int) -> bool:
+        """Feed the closed buckets before `end` to the usual share and the climb's CUSUM, once
+        each; True when the climb's evidence crossed `climb_threshold` on the way."""
+        state, settings, rule = self.state, self.settings, self.rule
+        base = state.share
+        first = end - self.window_buckets - self.baseline_buckets
+        if base.through is not None:
+            first = base.through + 1
+        halflife = rule.share_baseline / 2 / rule.bucket
+        crossed = False
+        for b in range(first, end):
+            gap, base.through = (1 if base.through is None else b - base.through), b
+            if b in state.spike_buckets:
+                continue  # a burst's own buckets say nothing about a climb or the usual share
+            negatives, mentions = state.negative.get(b, 0), state.total.get(b, 0)
+            usual = self.usual_share()
+            if rule.climb_ratio is not None:
+                step = climb_evidence(negatives, mentions, usual, rule.climb_ratio, settings.climb_clip)
+                before, base.cusum = base.cusum, max(0.0, base.cusum + step)
+                if base.cusum > 0 and before == 0:
+                    base.rising_since, base.rising_negatives, base.rising_mentions = b * rule.bucket, 0, 0
+                if base.cusum > 0:
+                    base.rising_negatives += negatives
+                    base.rising_mentions += mentions
+                else:
+                    base.rising_since, base.rising_negatives, base.rising_mentions = None, 0, 0
+                crossed = crossed or (before < settings.climb_threshold <= base.cusum)
+                if self._climbing():
+                    base.cusum = min(base.cusum, settings.climb_threshold)  # drains in hours, not days
+            if base.cusum < settings.climb_freeze and state.open_spike is None:
+                learn_share(base, negatives, mentions, halflife, gap)
+        return crossed or (
+            base.cusum >= settings.climb_threshold and state.open_spike is None and self._recent_climb()
+        )
+
+    def _climbing(self) -> bool:
+        spike = self.state.open_spike
+        return spike is not None and spike.trigger == "climb"
+
+    def _recent_climb(self) -> bool:
+        since = self.state.share.rising_since
+        return since is not None and self.state.ended_spike is None
+
+    def _climb_stats(self, stats: WindowStats) -> WindowStats | None:
+        """The climb as one span: from where its evidence left zero to now."""
+        base = self.state.share
+        if base.rising_since is None or base.rising_mentions <= 0:
+            return None
+        usual = self.usual_share()
+        return WindowStats(
+            start=base.rising_since,
+            end=stats.end,
+            observed=base.rising_negatives,
+            total=base.rising_mentions,
+            expected=usual * base.rising_mentions,
+            usual_share=usual,
+        )
+
+    def _climb_alert(self, stats: WindowStats) -> Alert | None:
+        """A climb pages when its share is clearly raised and its excess is worth a person."""
+        climb = self._climb_stats(stats)
+        if climb is None or self.state.open_spike is not None:
+            return None
+        excess = climb.observed - climb.expected
+        raised = climbed_share(climb.usual_share, self.rule.share_ratio)
+        if excess < self.rule.min_count or climb.negative_share < raised:
+            return None
+        return self._open(climb, "climb")
+
     def _follow(self, stats: WindowStats) -> Alert | None:
-        """An open spike ends after `hold` seconds of calm windows, or when it is the new level."""
+        """An open spike ends after `hold` seconds of calm windows, or when it is the new level.
+
+        A climb's calm is its evidence drained to zero: its windows were never high for the
+        1-hour baseline, which has long learnt them.
+        """
         spike = self.state.open_spike
         assert spike is not None
-        calm = self.has_calmed(stats)
+        calm = self.has_calmed(stats) if spike.trigger == "spike" else self.state.share.cusum <= 0
         calm_since = (stats.end if spike.calm_since is None else spike.calm_since) if calm else None
         self.state.open_spike = replace(spike, calm_since=calm_since)
         if calm_since is not None and stats.end - calm_since >= self.rule.hold:
             return self._end(stats, keep=True)
         if self._is_new_normal(stats):
             return self._end(stats, keep=calm)
-        if calm:
-            return None
+        if calm or spike.trigger == "climb":
+            return None  # a climb's growth is in its evidence, not in one window: no updates
         self._mark_spike(stats)
         return self._rising(stats)
 
@@ -302,22 +476,34 @@ class SpikeDetector:
         assert spike is not None
         self.state.open_spike = None
         self.state.ended_spike = replace(spike, calm_since=None, ended=stats.end) if keep else None
+        # What the climb test had gathered belongs to the spike that ended; a climb still going
+        # on gathers again (and, within the cool-down, continues this alert).
+        share = self.state.share
+        share.cusum, share.rising_since, share.rising_negatives, share.rising_mentions = 0.0, None, 0, 0
         # Numbered like the updates, so a second end after a return is a message of its own.
         alert = self._alert(stats, "resolved", spike.alert_id)
         return alert.model_copy(update={"revision": spike.revision})
 
-    def _returned(self, stats: WindowStats, ended: OpenSpike) -> Alert:
+    def _returned(self, stats: WindowStats, ended: OpenSpike, trigger: Literal["spike", "climb"]) -> Alert:
         """A spike back within the cool-down is the same spike: an update in its thread and
         incident, not a second page."""
-        spike = replace(ended, ended=None, calm_since=None, peak=stats.observed, revision=ended.revision + 1)
+        spike = replace(
+            ended,
+            ended=None,
+            calm_since=None,
+            peak=stats.observed,
+            revision=ended.revision + 1,
+            trigger=trigger,
+        )
         self.state.open_spike, self.state.ended_spike = spike, None
-        self._mark_spike(stats)
+        if trigger == "spike":
+            self._mark_spike(stats)
         alert = self._alert(stats, "update", spike.alert_id)
         return alert.model_copy(update={"revision": spike.revision})
 
     def _mark_spike(self, stats: WindowStats) -> None:
         first = round(stats.start / self.rule.bucket)
-        self.state.spike_buckets.update(range(first, first + self.window_buckets))
+        self.state.spike_buckets.update(range(first, math.ceil(stats.end / self.rule.bucket)))
 
     def _is_new_normal(self, stats: WindowStats) -> bool:
         """A "spike" that outlasts the whole baseline span is a level shift, not an incident.
@@ -329,10 +515,26 @@ class SpikeDetector:
         """
         spike = self.state.open_spike
         assert spike is not None
+        if spike.trigger == "climb":
+            return self._climb_is_new_normal(stats, spike)
         if stats.end - spike.window_start < self.rule.baseline:
             return False
         first = round(spike.window_start / self.rule.bucket)
-        self.state.spike_buckets.difference_update(range(first, round(stats.end / self.rule.bucket)))
+        released = range(first, round(stats.end / self.rule.bucket))
+        self.state.spike_buckets.difference_update(released)
+        # Its share is learnt like any ordinary hour's, or the climb test would page for it next.
+        share = self.state.share
+        share.negatives += sum(self.state.negative.get(b, 0) for b in released)
+        share.mentions += sum(self.state.total.get(b, 0) for b in released)
+        return True
+
+    def _climb_is_new_normal(self, stats: WindowStats, spike: OpenSpike) -> bool:
+        """A climb that holds for a whole `share_baseline` is the brand's new usual share."""
+        base = self.state.share
+        if stats.end - spike.window_start < self.rule.share_baseline:
+            return False
+        if base.rising_mentions > 0:
+            base.negatives, base.mentions = float(base.rising_negatives), float(base.rising_mentions)
         return True
 
     def _rising(self, stats: WindowStats) -> Alert | None:
@@ -375,13 +577,21 @@ class SpikeDetector:
             samples=samples,
             channel=self.channel,
             created=self.clock(),
+            trigger=self._trigger(alert_id),
+            usual_share=round(stats.usual_share, 4),
             **extra,
         )
+
+    def _trigger(self, alert_id: str) -> Literal["spike", "climb"]:
+        for spike in (self.state.open_spike, self.state.ended_spike):
+            if spike is not None and spike.alert_id == alert_id:
+                return "climb" if spike.trigger == "climb" else "spike"
+        return "spike"
 
     def evidence(self, stats: WindowStats) -> dict[str, object]:
         """The window's sentiment mix, the words and sites behind it, and the last 24 h of windows."""
         state = self.state
-        first, last = round(stats.start / self.rule.bucket), round(stats.end / self.rule.bucket)
+        first, last = round(stats.start / self.rule.bucket), math.ceil(stats.end / self.rule.bucket)
         window = range(first, last)
         baseline = [b for b in range(first - self.baseline_buckets, first) if b not in state.spike_buckets]
         terms = evidence.over_represented(
@@ -405,14 +615,17 @@ class SpikeDetector:
     def chart_series(self, current: WindowStats | None = None) -> tuple[WindowPoint, ...]:
         """The last 24 hours of windows against the expected band, from persisted state."""
         points = dict(self.state.history)
+        ends = {b: b * self.rule.bucket for b in points}
         if current is not None:
-            points[round(current.end / self.rule.bucket)] = self._point(current)
+            # The open edge ends mid-bucket: its point sits where the alert's window ends.
+            key = math.ceil(current.end / self.rule.bucket)
+            points[key], ends[key] = self._point(current), current.end
         if not points:
             return ()
         newest = max(points)
         oldest = newest - math.ceil(CHART_SPAN / self.rule.bucket)
         return tuple(
-            WindowPoint(end=_utc(b * self.rule.bucket), observed=int(v[0]), expected=v[1], threshold=v[2])
+            WindowPoint(end=_utc(ends[b]), observed=int(v[0]), expected=v[1], threshold=v[2])
             for b, v in sorted(points.items())
             if b > oldest
         )
@@ -423,7 +636,7 @@ class SpikeDetector:
 
     def samples_between(self, start: float, end: float) -> tuple[ScoredMention, ...]:
         """The window's most-engaged negative mentions, then the most negative among equals."""
-        first, last = round(start / self.rule.bucket), round(end / self.rule.bucket)
+        first, last = round(start / self.rule.bucket), math.ceil(end / self.rule.bucket)
         pool = [m for b, kept in self.state.samples.items() if first <= b < last for m in kept]
         pool.sort(key=_sample_order)
         return tuple(pool[:SAMPLES])

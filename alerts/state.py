@@ -27,7 +27,15 @@ from typing import Any
 from listener.records import Alert, ScoredMention, decode, encode
 from listener.statedb import StateDB, ensure_schema, open_state
 
-__all__ = ["MIGRATIONS", "BrandState", "DetectorStore", "OpenSpike", "ShareBaseline", "SpikeMark", "read_spikes"]
+__all__ = [
+    "MIGRATIONS",
+    "BrandState",
+    "DetectorStore",
+    "OpenSpike",
+    "ShareBaseline",
+    "SpikeMark",
+    "read_spikes",
+]
 
 # Schema steps, oldest first; never edit a released step, append a new one.
 MIGRATIONS = (
@@ -97,6 +105,7 @@ class ShareBaseline:
 
     negatives: float = 0.0  # decayed negatives in the ordinary closed buckets learnt
     mentions: float = 0.0  # decayed mentions of any label in them
+    volume: float = 0.0  # decayed mentions, unweighted: the brand's usual volume
     cusum: float = 0.0  # evidence (nats) that the share climbed to `climb_ratio` x usual
     rising_since: float | None = None  # start of the bucket where the evidence last left zero
     rising_negatives: int = 0  # negatives counted since `rising_since`

@@ -326,7 +326,22 @@ class AlertRule(_Section):
     min_count: int = Field(default=5, ge=1, description="fewer negatives never alert")
     min_ratio: float = Field(default=3.0, gt=1.0, description="observed must exceed ratio x expected")
     min_share: float = Field(default=0.0, ge=0.0, le=1.0, description="negatives' share of all mentions")
-    sensitivity: float = Field(default=3.0, gt=0.0, description="Poisson tail, in standard deviations")
+    sensitivity: float = Field(
+        default=4.0, gt=0.0, description="count and share tails, in standard deviations"
+    )
+    share_ratio: float = Field(
+        default=2.0,
+        ge=1.0,
+        description="the negative share's odds must reach this multiple of usual (2: 12 % -> 21 %)",
+    )
+    share_baseline: Duration = Field(
+        default=86400.0, gt=0, description="history the usual share is learnt from"
+    )
+    climb_ratio: float | None = Field(
+        default=2.5,
+        gt=1.0,
+        description="a slow climb: the share's odds this many times usual for hours (null: off)",
+    )
     resolve_ratio: float = Field(default=1.5, gt=0.0, description="spike ends below ratio x expected")
     hold: Duration = Field(
         default=HOLD_WINDOWS * 300.0, ge=0, description="calm it needs to end (default: two windows)"

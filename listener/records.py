@@ -183,6 +183,10 @@ class Alert(_Record):
     history: tuple[WindowPoint, ...] = Field(default=(), description="recent windows, oldest first")
     top_stories: tuple[AlertStory, ...] = Field(default=(), description="biggest stories among the negatives")
     story_count: int = Field(default=0, ge=0, description="distinct stories among the window's negatives")
+    trigger: Literal["spike", "climb"] = Field(
+        default="spike", description="a burst of minutes, or a share that climbed over hours"
+    )
+    usual_share: float | None = Field(default=None, description="the brand's usual negative share")
 
     _normalise_times = field_validator("window_start", "window_end", "created")(_utc)
 
@@ -193,9 +197,7 @@ class Alert(_Record):
 
 Record = Document | Mention | ScoredMention | Alert
 
-_KINDS: dict[str, type[_Record]] = {
-    cls.kind: cls for cls in (Document, Mention, ScoredMention, Alert)
-}
+_KINDS: dict[str, type[_Record]] = {cls.kind: cls for cls in (Document, Mention, ScoredMention, Alert)}
 
 
 def encode(record: _Record) -> bytes:

@@ -1,0 +1,135 @@
+"""The negative share against the brand's usual share: the tests that keep good news quiet.
+
+Counting negatives alone pages on-call for a loved launch: ten times the
+volume brings ten times the complaints (and a model that reads "is sick" as
+negative adds more), while the share of negatives stays where it always was.
+So a burst must also be a rise in the *share*, judged conditionally on the
+volume, and a slow crisis is a share that stays raised for hours.
+
+* `usual_share` is the brand's share learnt slowly (decayed sums with a
+  half-life of a quarter of `share_baseline`), plus a weak prior so a new
+  brand is not judged against an empty history.
+* `beta_binomial_z` asks how surprising k negatives among n mentions are if
+  each mention were negative with the usual share. Mentions are not
+  independent coin flips (one thread brings ten angry replies; a launch
+  changes who posts), so the share itself is drawn from a beta distribution
+  of `concentration` pseudo-mentions around the usual share: the evidence of
+  a big window saturates instead of growing without bound.
+* `climb_evidence` is one step of a CUSUM (log-likelihood ratio) for "the
+  share's odds are `ratio` times usual" against "usual", clipped per bucket
+  so that one busy thread cannot make a climb on its own.
+
+Pure functions: the spike detector owns the state and decides when to learn.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+from alerts.state import ShareBaseline
+
+__all__ = ["beta_binomial_z", "climb_evidence", "climbed_share", "learn_share", "scan_z", "usual_share"]
+
+_NORMAL = NormalDist()
+# Above this many mentions the exact tail sum costs more than it adds over the normal approximation.
+EXACT_UP_TO = 400
+
+
+def usual_share(base: ShareBaseline, prior_share: float, prior_mentions: float) -> float:
+    """The brand's usual negative share, pulled towards `prior_share` while history is thin."""
+    share = (base.negatives + prior_share * prior_mentions) / (base.mentions + prior_mentions)
+    return min(max(share, 1e-4), 1 - 1e-4)
+
+
+def learn_share(
+    base: ShareBaseline, negatives: int, mentions: int, halflife_buckets: float, gap: int
+) -> None:
+    """Decay the sums by `gap` buckets of time, then learn one bucket's counts, by time.
+
+    The usual share is a share over hours, not over mentions: a bucket counts for at
+    most the brand's usual volume, and one far above it (a launch, a viral post) is not
+    learnt at all. Otherwise a launch's ten-times volume at a low share would teach that
+    share as the usual for a day, and the ordinary share after it would look like a climb.
+    """
+    per_bucket = 0.5 ** (1 / max(halflife_buckets, 1e-9))
+    decay = per_bucket ** max(gap, 1)
+    usual = base.volume * (1 - per_bucket)  # mentions a bucket, over the half-life
+    far_above = max(3 * usual, usual + 3 * math.sqrt(usual) + 3) if usual > 0 else math.inf
+    # The usual volume moves towards a busier level, but no faster than a busy hour allows.
+    base.volume = base.volume * decay + min(mentions, far_above)
+    base.negatives *= decay
+    base.mentions *= decay
+    if mentions > far_above:
+        return
+    weight = min(1.0, usual / mentions) if usual > 0 and mentions > 0 else 1.0
+    base.negatives += negatives * weight
+    base.mentions += mentions * weight
+
+
+def beta_binomial_z(negatives: int, mentions: int, share: float, concentration: float) -> float:
+    """How surprising `negatives` among `mentions` is at the usual `share`, as a normal z.
+
+    The upper tail P(K >= k) of a beta-binomial with mean `share` and
+    `concentration` (alpha + beta): exact for small windows, a normal
+    approximation with the beta-binomial's variance above `EXACT_UP_TO`.
+    """
+    n, k = mentions, negatives
+    if n <= 0:
+        return 0.0
+    mean = n * share
+    variance = n * share * (1 - share) * (n + concentration) / (1 + concentration)
+    if k <= mean or n > EXACT_UP_TO:
+        return (k - 0.5 * (k > mean) - mean) / math.sqrt(max(variance, 1e-12))
+    a, b = share * concentration, (1 - share) * concentration
+    log_first = (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + _log_beta(k + a, n - k + b)
+        - _log_beta(a, b)
+    )
+    term, tail = 1.0, 0.0
+    for j in range(k, n + 1):  # P(j+1)/P(j) = (n-j)/(j+1) * (j+a)/(n-j-1+b)
+        tail += term
+        if j < n:
+            term *= (n - j) / (j + 1) * (j + a) / (n - j - 1 + b)
+            if term < 1e-17 * tail:
+                break
+    log_tail = log_first + math.log(tail)
+    return _z_of_tail(log_tail)
+
+
+def scan_z(sensitivity: float, fraction: float) -> float:
+    """The z a span must reach when it is `fraction` of a window judged at `sensitivity`."""
+    if fraction >= 1.0:
+        return sensitivity
+    return -_NORMAL.inv_cdf(_NORMAL.cdf(-sensitivity) * max(fraction, 1e-6))
+
+
+def climbed_share(share: float, ratio: float) -> float:
+    """The share whose odds are `ratio` times those of `share`: a multiple that never passes 1."""
+    return ratio * share / (1 - share + ratio * share)
+
+
+def climb_evidence(negatives: int, mentions: int, share: float, ratio: float, clip: float) -> float:
+    """One bucket's log-likelihood ratio for "climbed by `ratio` in odds" over "usual", clipped.
+
+    Negative when the bucket looks usual, so the sum drains back to zero in
+    ordinary times; positive only while the share runs well above usual.
+    """
+    raised = climbed_share(share, ratio)
+    llr = negatives * math.log(raised / share) + (mentions - negatives) * math.log((1 - raised) / (1 - share))
+    return max(-clip, min(clip, llr))
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def _z_of_tail(log_tail: float) -> float:
+    if log_tail >= 0:
+        return 0.0
+    if log_tail < -700:  # beyond what a float probability holds: the asymptotic z
+        return math.sqrt(-2 * log_tail)
+    return -_NORMAL.inv_cdf(math.exp(log_tail))
