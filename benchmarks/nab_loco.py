@@ -1,4 +1,4 @@
-"""Leave-one-category-out NAB scores, with and without a calibrated likelihood.
+"""Leave-one-category-out NAB scores.
 
 A score reported on the files its parameters were chosen on says little about
 a series nobody has seen. Here every NAB category is held out in turn: the
@@ -8,14 +8,6 @@ category is scored at that choice. The held-out raw scores are summed and
 normalised the way NAB aggregates a corpus, next to the same figures with
 everything chosen on all files (in-sample).
 
-The estimator's likelihood compares a short mean of surprise against a
-Gaussian fit of its own history; series whose surprise is heavy-tailed reach
-0.9999 every day, others never pass 0.97, so one threshold cannot serve both.
-`calibrate` re-expresses each score as the probability of a score at least
-as extreme under the series' own trailing scores (an empirical tail, with an
-exponential tail fitted above a high quantile so that new extremes still
-rank), which puts every series on the same scale.
-
 The estimator's scores do not depend on its hysteresis (`fire`, `resolve`,
 `hold` only decide when an anomaly is open), so `hold` replays it on stored
 scores and the grid over it costs no estimator runs.
@@ -23,9 +15,7 @@ scores and the grid over it costs no estimator runs.
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,11 +23,9 @@ import numpy as np
 from nab_scoring import Curve, Layout, Profile, normalise
 
 __all__ = [
-    "Calibration",
     "Choice",
     "Setting",
-    "TailCalibrator",
-    "calibrate",
+    "combine",
     "hold",
     "loco",
     "loco_splits",
@@ -59,57 +47,6 @@ def hold(scores: Iterable[float], fire: float, resolve: float, rows: int) -> lis
     return out
 
 
-@dataclass(frozen=True)
-class Calibration:
-    window: int = 2000  # trailing scores the tail is judged against
-    tail: float = 0.9  # above this quantile the tail is an exponential fit
-    min_history: int = 200  # before this many scores, the calibrated score is 0
-    min_scale: float = 0.1  # nats: floor of the tail's mean excess (flat series)
-
-
-def surprisal(score: float) -> float:
-    """-ln(1 - score): spreads the scores that crowd below 1, capped where floats saturate."""
-    return -math.log(max(1.0 - score, 1e-17))
-
-
-class TailCalibrator:
-    """The probability of a surprisal at least as large, under the trailing window of surprisals."""
-
-    def __init__(self, cal: Calibration) -> None:
-        self.cal = cal
-        self.sorted: list[float] = []
-        self.fifo: deque[float] = deque()
-
-    def probability(self, x: float) -> float:
-        h, n = self.sorted, len(self.sorted)
-        if n < self.cal.min_history:
-            return 1.0
-        u = h[min(int(self.cal.tail * n), n - 1)]
-        if x <= u:  # the empirical tail, counted as a conformal p-value: uniform on exchangeable data
-            return (n - bisect.bisect_left(h, x) + 1) / (n + 1)
-        j = bisect.bisect_right(h, u)
-        excess = (sum(h[j:]) / (n - j) - u) if n > j else 0.0
-        return (n - j + 1) / (n + 1) * math.exp(-(x - u) / max(excess, self.cal.min_scale))
-
-    def observe(self, x: float) -> None:
-        bisect.insort(self.sorted, x)
-        self.fifo.append(x)
-        if len(self.fifo) > self.cal.window:
-            old = self.fifo.popleft()
-            del self.sorted[bisect.bisect_left(self.sorted, old)]
-
-
-def calibrate(scores: Iterable[float], cal: Calibration | None = None) -> list[float]:
-    """1 - tail probability of each score under the scores before it; no look-ahead."""
-    tail = TailCalibrator(cal or Calibration())
-    out = []
-    for score in scores:
-        x = surprisal(score)
-        out.append(1.0 - tail.probability(x))
-        tail.observe(x)
-    return out
-
-
 def loco_splits(categories: Sequence[str]) -> list[tuple[str, list[str]]]:
     """(held-out category, the categories its parameters are chosen on), each category once."""
     present = sorted(set(categories))
@@ -118,17 +55,15 @@ def loco_splits(categories: Sequence[str]) -> list[tuple[str, list[str]]]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of the grid: estimator variant, hysteresis, and whether scores are calibrated."""
+    """One point of the grid: estimator variant and hysteresis (`fire` on the calibrated score)."""
 
     estimator: str
     fire: float
     resolve: float
     hold: int
-    calibrated: bool
 
     def label(self) -> str:
-        fire = f"tail p {1 - self.fire:.0e}" if self.calibrated else f"{self.fire:g}"
-        return f"{self.estimator}, fire {fire}, hold {self.hold}"
+        return f"{self.estimator}, fire tail p {1 - self.fire:.0e}, hold {self.hold}"
 
 
 @dataclass
@@ -207,3 +142,23 @@ def summary(best: dict[str, Choice], windows: dict[str, int], profile: Profile) 
         "setting": inside.setting.label() if inside.setting else "never fire",
     }
     return rows
+
+
+Best = dict[str, dict[str, Choice]]
+
+
+def combine(parts: Sequence[Best]) -> Best:
+    """`loco` over several grids at once, from each grid's own result; the earlier grid wins ties.
+
+    Lets the report show each estimator variant on its own (is its choice of
+    hysteresis and threshold stable across held-out categories?) and the
+    choice over all variants, from one pass over the grid.
+    """
+    out: Best = {}
+    for part in parts:
+        for profile, splits in part.items():
+            chosen = out.setdefault(profile, {})
+            for held, choice in splits.items():
+                if held not in chosen or choice.tuned_raw > chosen[held].tuned_raw + 1e-12:
+                    chosen[held] = choice
+    return out

@@ -35,7 +35,8 @@ def run(est: AnomalyEstimator, series: list[tuple[float, float]]) -> list[int]:
 
 def test_a_daily_rhythm_is_learnt_and_a_burst_opens_exactly_one_anomaly() -> None:
     series = daily(24 * 10)
-    est = AnomalyEstimator(EstimatorParams(counts=True, direction="up"))
+    # fire = 1 - 1e-4: rarer than once in 10,000 steps on this series, a paging threshold.
+    est = AnomalyEstimator(EstimatorParams(counts=True, direction="up", fire=0.9999))
     late_onsets = [i for i in run(est, series) if i > 12 * 24 * 4]
     assert late_onsets == []  # after four days, afternoons are expected
     burst_at = series[-1][0] + 300
