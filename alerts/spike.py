@@ -174,6 +174,7 @@ class SpikeDetector:
         event = min(mention.published.timestamp(), now)
         state.watermark = event if state.watermark is None else max(state.watermark, event)
         state.first_bucket = bucket if state.first_bucket is None else min(state.first_bucket, bucket)
+        state.dirty.add(bucket)  # the next save rewrites this bucket's row
         state.total[bucket] = state.total.get(bucket, 0) + 1
         mix = state.mix.setdefault(bucket, {})
         mix[mention.sentiment.label.value] = mix.get(mention.sentiment.label.value, 0) + 1
@@ -648,16 +649,21 @@ class SpikeDetector:
         for counts in (state.negative, state.total, state.mix, state.terms, state.sources):
             for b in [b for b in counts if b < oldest]:
                 del counts[b]
+                state.dirty.add(b)
         for b, terms in state.terms.items():
             if b < end - self.window_buckets:
                 state.terms[b] = evidence.trim(terms)
+                if state.terms[b] is not terms:
+                    state.dirty.add(b)
         for b in [b for b in state.history if b <= end - math.ceil(CHART_SPAN / self.rule.bucket)]:
             del state.history[b]
         keep_samples_from = end - 2 * self.window_buckets - self.settings.lateness_buckets
         for b in [b for b in state.samples if b < keep_samples_from]:
             del state.samples[b]
+            state.dirty.add(b)
         for b in [b for b in state.stories if b < keep_samples_from]:
             del state.stories[b]
+            state.dirty.add(b)
         state.spike_buckets = {b for b in state.spike_buckets if b >= oldest}
         if state.first_bucket is not None and state.first_bucket < oldest:
             # History older than the baseline is gone; the mean starts at the kept edge.

@@ -70,7 +70,7 @@ class DetectStage:
         self._detectors: dict[str, SpikeDetector] = {}
         self._versions: dict[str, int] = {}  # the stored version each cached detector matches
         self._emitted: list[Alert] = []  # the last batch's alerts, confirmed by after_commit
-        self._saved: dict[str, str] = {}  # the state each brand was last saved as, by this copy
+        self._forgotten: dict[str, int] = {}  # the seen-id horizon last applied, per brand
         self._evaluated: dict[str, datetime] = {}  # when each brand was last evaluated
 
     def detector(self, brand: str) -> SpikeDetector | None:
@@ -113,7 +113,7 @@ class DetectStage:
             # In-memory state may be ahead of the rolled-back file; reload it next time.
             self._detectors.clear()
             self._versions.clear()
-            self._saved.clear()
+            self._forgotten.clear()
             raise
         self._emitted = [o.record for o in outputs if isinstance(o.record, Alert)]
         return outputs
@@ -148,9 +148,19 @@ class DetectStage:
             if key in self._detectors and self._versions.get(key) != version:
                 log.info("detect: %s changed elsewhere; reloading its state", self.rules[key][0])
                 del self._detectors[key]
-                self._saved.pop(key, None)
 
     def _handle(self, records: Sequence[Record], due: Sequence[str]) -> list[Output]:
+        self._count(records)
+        outputs: list[Output] = []
+        now = self.clock()
+        for key in due:
+            self._evaluated[key] = now
+            outputs += self._evaluate(key)
+        return outputs
+
+    def _count(self, records: Sequence[Record]) -> None:
+        """Count the batch's mentions not seen before, recording them all in one statement."""
+        offered: list[tuple[SpikeDetector, ScoredMention]] = []
         for record in records:
             if not isinstance(record, ScoredMention):
                 log.warning("detect: ignoring a %s on mentions.scored", type(record).__name__)
@@ -159,33 +169,38 @@ class DetectStage:
             if detector is None:
                 log.debug("detect: brand %r has no alert rule; ignored", record.brand)
                 continue
-            if self.store.first_sighting(detector.brand, record.id, detector.bucket_of(record)):
-                detector.update(record)
+            offered.append((detector, record))
+        fresh = self.store.first_sightings([(d.brand, m.id, d.bucket_of(m)) for d, m in offered])
+        for detector, mention in offered:
+            if (detector.brand, mention.id) in fresh:
+                fresh.discard((detector.brand, mention.id))  # a repeat within the batch counts once
+                detector.update(mention)
+
+    def _evaluate(self, key: str) -> list[Output]:
+        """The brand's closed windows judged, then what changed of its state saved."""
+        detector = self.detector(key)
+        assert detector is not None
         outputs: list[Output] = []
-        now = self.clock()
-        for key in due:
-            self._evaluated[key] = now
-            detector = self.detector(key)
-            assert detector is not None
-            for alert in detector.evaluate():
-                log.info(
-                    "detect: %s %s for %s (%d vs %.1f expected)",
-                    alert.status,
-                    alert.rule,
-                    alert.brand,
-                    alert.observed,
-                    alert.expected,
-                )
-                self.store.log_alert(alert)
-                self.store.stage_alert(alert)
-                outputs.append(Output(topic=ALERTS_TOPIC, key=alert.brand, record=alert))
-            text = detector.state.to_json()
-            if text != self._saved.get(key):  # unchanged state keeps its version: no reload elsewhere
-                self._versions[key] = self.store.save_json(detector.brand, text)
-                self._saved[key] = text
-            horizon = detector.prune_horizon()
-            if horizon is not None:
-                self.store.forget_seen_before(detector.brand, horizon)
+        for alert in detector.evaluate():
+            log.info(
+                "detect: %s %s for %s (%d vs %.1f expected)",
+                alert.status,
+                alert.rule,
+                alert.brand,
+                alert.observed,
+                alert.expected,
+            )
+            self.store.log_alert(alert)
+            self.store.stage_alert(alert)
+            outputs.append(Output(topic=ALERTS_TOPIC, key=alert.brand, record=alert))
+        # An unchanged state keeps its version, so no other copy reloads it for nothing.
+        version = self.store.save_changes(detector.brand, detector.state)
+        if version is not None:
+            self._versions[key] = version
+        horizon = detector.prune_horizon()
+        if horizon is not None and horizon > self._forgotten.get(key, horizon - 1):
+            self.store.forget_seen_before(detector.brand, horizon)
+            self._forgotten[key] = horizon
         return outputs
 
     def close(self) -> None:

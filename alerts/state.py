@@ -11,6 +11,13 @@ brands, and during a rebalance two copies briefly handle one brand). Each
 brand's row carries a version that every save bumps; a copy locks the rows a
 batch touches and trusts its in-memory detector only while the version is the
 one it last saw, so it never acts on state another copy has moved on from.
+
+A brand's state is kept as rows, not one document: a header row in
+`brand_state` (the scalars, the open spike, the estimator, the chart's
+history) and one row per bucket in `brand_bucket` (counts, evidence, samples),
+so a save writes only what changed (see `alerts.state_rows`). A row that still
+holds a whole state (saved before the split) loads as it is, and the next save
+splits it.
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerts.state_rows import StateRows
 from listener.records import Alert, ScoredMention, decode, encode
 from listener.statedb import StateDB, ensure_schema, open_state
 
@@ -77,7 +85,21 @@ CREATE TABLE IF NOT EXISTS alert_outbox (
     UNIQUE (alert_id, status, revision)
 );
 """,
+    # A brand's state split into rows: `brand_state.state` becomes its header (the whole state
+    # in rows saved before this step, read as they are) and each bucket's data a row here.
+    """
+CREATE TABLE IF NOT EXISTS brand_bucket (
+    brand TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (brand, bucket)
+);
+""",
 )
+# The header's marker: its buckets are rows of `brand_bucket`, not keys of the document.
+_ROWS_LAYOUT = "rows"
+# Mentions per INSERT when recording sightings: 3 parameters each, well under either engine's limit.
+_SIGHTINGS_PER_STATEMENT = 300
 
 
 @dataclass
@@ -138,12 +160,53 @@ class BrandState:
     # Negatives grouped into stories per bucket (see alerts.story_evidence).
     stories: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     share: ShareBaseline = field(default_factory=ShareBaseline)
+    # Buckets whose data changed (or went) since the store last wrote this state, marked where
+    # they change (the detector's update and prune), so a save need not compare or serialise
+    # the buckets that did not. Not persisted, and no part of what the state is.
+    dirty: set[int] = field(default_factory=set, compare=False, repr=False)
 
     def to_json(self) -> str:
-        data: dict[str, Any] = {
-            "negative": {str(k): v for k, v in self.negative.items()},
-            "total": {str(k): v for k, v in self.total.items()},
-            "samples": {str(k): [m.model_dump(mode="json") for m in v] for k, v in self.samples.items()},
+        """The whole state as one document (how it was stored before the rows)."""
+        data = self._header_data()
+        for name, per_bucket in self._plain_buckets().items():
+            data[name] = {str(k): v for k, v in per_bucket.items()}
+        data["samples"] = {str(k): [m.model_dump(mode="json") for m in v] for k, v in self.samples.items()}
+        return _dumps(data)
+
+    def header_json(self) -> str:
+        """Everything but the per-bucket data: what the brand's `brand_state` row holds."""
+        return _dumps({**self._header_data(), "layout": _ROWS_LAYOUT})
+
+    def bucket_json(self, bucket: int) -> str | None:
+        """One bucket's data as its `brand_bucket` row holds it; None when nothing is kept for it."""
+        data: dict[str, Any] = {}
+        for name, per_bucket in self._plain_buckets().items():
+            if bucket in per_bucket:
+                data[name] = per_bucket[bucket]
+        if bucket in self.samples:
+            data["samples"] = [m.model_dump(mode="json") for m in self.samples[bucket]]
+        return _dumps(data) if data else None
+
+    def buckets(self) -> set[int]:
+        """Every bucket some per-bucket data is kept for."""
+        found = set(self.samples)
+        for per_bucket in self._plain_buckets().values():
+            found.update(per_bucket)
+        return found
+
+    def _plain_buckets(self) -> dict[str, dict[int, Any]]:
+        """The per-bucket maps whose values are plain JSON (samples are records)."""
+        return {
+            "negative": self.negative,
+            "total": self.total,
+            "mix": self.mix,
+            "terms": self.terms,
+            "sources": self.sources,
+            "stories": self.stories,
+        }
+
+    def _header_data(self) -> dict[str, Any]:
+        return {
             "spike_buckets": sorted(self.spike_buckets),
             "first_bucket": self.first_bucket,
             "watermark": self.watermark,
@@ -151,24 +214,24 @@ class BrandState:
             "open_spike": None if self.open_spike is None else vars(self.open_spike),
             "ended_spike": None if self.ended_spike is None else vars(self.ended_spike),
             "estimator": self.estimator,
-            "mix": {str(k): v for k, v in self.mix.items()},
-            "terms": {str(k): v for k, v in self.terms.items()},
-            "sources": {str(k): v for k, v in self.sources.items()},
             "history": {str(k): v for k, v in self.history.items()},
-            "stories": {str(k): v for k, v in self.stories.items()},
             "share": vars(self.share),
         }
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> BrandState:
-        data = json.loads(text)
+        """A whole state (`to_json`), or a header (`header_json`) with its buckets still to add."""
+        return cls.from_data(json.loads(text))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> BrandState:
         spike, ended = data.get("open_spike"), data.get("ended_spike")
         return cls(
-            negative={int(k): int(v) for k, v in data["negative"].items()},
-            total={int(k): int(v) for k, v in data["total"].items()},
+            negative={int(k): int(v) for k, v in (data.get("negative") or {}).items()},
+            total={int(k): int(v) for k, v in (data.get("total") or {}).items()},
             samples={
-                int(k): [ScoredMention.model_validate(m) for m in v] for k, v in data["samples"].items()
+                int(k): [ScoredMention.model_validate(m) for m in v]
+                for k, v in (data.get("samples") or {}).items()
             },
             spike_buckets={int(b) for b in data["spike_buckets"]},
             first_bucket=data["first_bucket"],
@@ -185,6 +248,19 @@ class BrandState:
             share=ShareBaseline(**(data.get("share") or {})),
         )
 
+    def add_bucket(self, bucket: int, text: str) -> None:
+        """Put one `brand_bucket` row's data (`bucket_json`) back in place."""
+        data = json.loads(text)
+        for name, per_bucket in self._plain_buckets().items():
+            if name in data:
+                per_bucket[bucket] = data[name]
+        if "samples" in data:
+            self.samples[bucket] = [ScoredMention.model_validate(m) for m in data["samples"]]
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
 
 def _per_bucket(raw: dict[str, dict[str, int]] | None) -> dict[int, dict[str, int]]:
     """State saved before evidence was kept has none: an empty map, not an error."""
@@ -197,6 +273,7 @@ class DetectorStore:
     def __init__(self, db: StateDB | str | Path) -> None:
         self._db, self._owned = open_state(db)
         ensure_schema(self._db, "detector", MIGRATIONS)
+        self._rows = StateRows(self._db)
 
     def load(self, brand: str) -> BrandState:
         return self.load_versioned(brand)[0]
@@ -204,7 +281,15 @@ class DetectorStore:
     def load_versioned(self, brand: str) -> tuple[BrandState, int]:
         """The brand's state and the version it was saved at (0: never saved)."""
         row = self._db.execute("SELECT state, version FROM brand_state WHERE brand = ?", (brand,)).fetchone()
-        return (BrandState(), 0) if row is None else (BrandState.from_json(row[0]), int(row[1]))
+        if row is None:
+            return BrandState(), 0
+        text, version = str(row[0]), int(row[1])
+        data = json.loads(text)
+        state = BrandState.from_data(data)
+        if data.get("layout") == _ROWS_LAYOUT:
+            self._rows.read_buckets(brand, state, text, version)
+        # else a whole state from before the rows: the next save splits it
+        return state, version
 
     def lock(self, brand: str) -> int:
         """Hold the brand's row until the transaction ends and return its version.
@@ -218,36 +303,58 @@ class DetectorStore:
             self._db.execute(
                 "INSERT INTO brand_state (brand, state, version) VALUES (?, ?, 0)"
                 " ON CONFLICT (brand) DO NOTHING",
-                (brand, BrandState().to_json()),
+                (brand, BrandState().header_json()),
             )
             version = self._db.execute(sql, (brand,)).scalar()
         return int(version)
 
-    def transaction(self) -> AbstractContextManager[None]:
-        """All writes inside commit together, or not at all when the block raises."""
-        return self._db.transaction()
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together, or not at all when the block raises.
+
+        After a rollback the rows are not what this store last wrote: every brand's next
+        save writes its whole state.
+        """
+        try:
+            with self._db.transaction():
+                yield
+        except BaseException:
+            self._rows.forget()
+            raise
 
     def first_sighting(self, brand: str, mention_id: str, bucket: int) -> bool:
         """True the first time this mention is offered; redeliveries return False."""
-        inserted = self._db.execute(
-            "INSERT INTO seen_mention (brand, mention_id, bucket) VALUES (?, ?, ?)"
-            " ON CONFLICT (brand, mention_id) DO NOTHING",
-            (brand, mention_id, bucket),
-        )
-        return inserted.rowcount == 1
+        return bool(self.first_sightings([(brand, mention_id, bucket)]))
+
+    def first_sightings(self, offered: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
+        """The (brand, mention id) pairs of `offered` (brand, mention id, bucket) seen for the
+        first time; redeliveries, and repeats within `offered`, are left out. One statement
+        per few hundred mentions rather than one each."""
+        first: dict[tuple[str, str], int] = {}
+        for brand, mention, bucket in offered:
+            first.setdefault((brand, mention), bucket)
+        unique = list(first.items())
+        fresh: set[tuple[str, str]] = set()
+        for start in range(0, len(unique), _SIGHTINGS_PER_STATEMENT):
+            chunk = unique[start : start + _SIGHTINGS_PER_STATEMENT]
+            rows = self._db.execute(
+                "INSERT INTO seen_mention (brand, mention_id, bucket) VALUES "
+                + ", ".join(["(?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT (brand, mention_id) DO NOTHING RETURNING brand, mention_id",
+                [value for (brand, mention), bucket in chunk for value in (brand, mention, bucket)],
+            ).fetchall()
+            fresh.update((str(brand), str(mention)) for brand, mention in rows)
+        return fresh
 
     def save(self, brand: str, state: BrandState) -> int:
-        """Store the state; the version it is saved at."""
-        return self.save_json(brand, state.to_json())
+        """Store the state; the version it is saved at (every save bumps it)."""
+        return self._rows.write(brand, state, state.header_json())
 
-    def save_json(self, brand: str, text: str) -> int:
-        """Store a state already serialised (`BrandState.to_json`); the version it is saved at."""
-        version = self._db.execute(
-            "INSERT INTO brand_state (brand, state, version) VALUES (?, ?, 1) ON CONFLICT (brand)"
-            " DO UPDATE SET state = excluded.state, version = brand_state.version + 1 RETURNING version",
-            (brand, text),
-        ).scalar()
-        return int(version)
+    def save_changes(self, brand: str, state: BrandState) -> int | None:
+        """Store what changed since this store last wrote or read `state`, and the version it is
+        saved at; None, and the version kept, when nothing did (so no other copy reloads)."""
+        header = state.header_json()
+        return None if self._rows.unchanged(brand, state, header) else self._rows.write(brand, state, header)
 
     def log_alert(self, alert: Alert) -> None:
         """Every spike the detector fired, kept beyond the baseline (silenced ones and those
