@@ -52,17 +52,17 @@ def learn_share(
     learnt at all. Otherwise a launch's ten-times volume at a low share would teach that
     share as the usual for a day, and the ordinary share after it would look like a climb.
     """
-    per_bucket = 0.5 ** (1 / max(halflife_buckets, 1e-9))
-    decay = per_bucket ** max(gap, 1)
-    usual = base.volume * (1 - per_bucket)  # mentions a bucket, over the half-life
-    far_above = max(3 * usual, usual + 3 * math.sqrt(usual) + 3) if usual > 0 else math.inf
+    decay = 0.5 ** (max(gap, 1) / max(halflife_buckets, 1e-9))
+    usual = base.volume / base.buckets if base.buckets > 0 else 0.0  # mentions a bucket
+    far_above = max(3 * usual, usual + 3 * math.sqrt(usual) + 3) if base.buckets >= 10 else math.inf
     # The usual volume moves towards a busier level, but no faster than a busy hour allows.
     base.volume = base.volume * decay + min(mentions, far_above)
+    base.buckets = base.buckets * decay + 1
     base.negatives *= decay
     base.mentions *= decay
     if mentions > far_above:
         return
-    weight = min(1.0, usual / mentions) if usual > 0 and mentions > 0 else 1.0
+    weight = min(1.0, usual / mentions) if base.buckets >= 10 and usual > 0 and mentions > 0 else 1.0
     base.negatives += negatives * weight
     base.mentions += mentions * weight
 

@@ -287,7 +287,10 @@ class SpikeDetector:
         The count: at least `min_count`, `min_ratio` x expected and an exact Poisson tail
         beyond `sensitivity` (6 against 1 is rarer than 60 against 40). The share: at least
         `min_share`, `share_ratio` x the usual share's odds, and a beta-binomial tail beyond
-        `sensitivity`, so more complaints that come with more of everything are not news.
+        half the `sensitivity`, so more complaints that come with more of everything are not
+        news. The count's tail guards against noise; the share's only has to show that the
+        share really rose, so it asks for less (a blatant minute of an outage, 12 negatives of
+        21 against a usual tenth, is only about 4 sigma once shares are allowed to wander).
 
         A span that is a `fraction` of the window is one of 1/fraction such spans a window
         holds, each a chance for noise: its tails must be that much smaller (a scan
@@ -303,7 +306,7 @@ class SpikeDetector:
             and poisson_z(stats.observed, stats.expected) >= z
             and share >= rule.min_share
             and share >= climbed_share(stats.usual_share, rule.share_ratio)
-            and beta_binomial_z(stats.observed, stats.total, stats.usual_share, spread) >= z
+            and beta_binomial_z(stats.observed, stats.total, stats.usual_share, spread) >= z / 2
         )
 
     def has_calmed(self, stats: WindowStats) -> bool:
@@ -374,7 +377,11 @@ class SpikeDetector:
         edge = max(edge, newest * self.rule.bucket + 1e-3)
         if state.evaluated_through is not None and newest < state.evaluated_through:
             return None  # the closed windows have judged this edge already
+        negatives = 0
         for length in range(1, self.window_buckets + 1):
+            negatives += state.negative.get(newest + 1 - length, 0)
+            if negatives < self.rule.min_count:
+                continue  # the cheap test first: most edges of most brands stop here
             span = self._span_stats(newest + 1 - length, newest + 1, edge)
             if self.is_spike(span, min(1.0, length / self.window_buckets)):
                 whole = self._span_stats(newest + 1 - self.window_buckets, newest + 1, edge)

@@ -128,6 +128,7 @@ class ShareBaseline:
     negatives: float = 0.0  # decayed negatives in the ordinary closed buckets learnt
     mentions: float = 0.0  # decayed mentions of any label in them
     volume: float = 0.0  # decayed mentions, unweighted: the brand's usual volume
+    buckets: float = 0.0  # decayed count of buckets learnt: volume / buckets is mentions a bucket
     cusum: float = 0.0  # evidence (nats) that the share climbed to `climb_ratio` x usual
     rising_since: float | None = None  # start of the bucket where the evidence last left zero
     rising_negatives: int = 0  # negatives counted since `rising_since`
