@@ -151,7 +151,7 @@ def test_the_held_out_scores_cannot_move_their_own_choice(held: str) -> None:
 
 def test_replayed_hysteresis_matches_the_estimator_alerting_once_per_anomaly() -> None:
     rng = random.Random(7)
-    # The later burst is the longer one, and `fire` is 1e-3: the calibration learns that this
+    # The later burst is the longer one, and `fire` is 0.999: the calibration learns that this
     # series bursts, so on a 1,000-row series a second burst no longer reads as a 1e-4 event.
     values = [10 + rng.gauss(0, 1) + (25 if 400 <= i < 405 or 700 <= i < 720 else 0) for i in range(1000)]
     stamps = [f"2024-01-{1 + i // 288:02d} {i % 288 // 12:02d}:{i % 12 * 5:02d}:00" for i in range(1000)]
