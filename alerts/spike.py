@@ -383,7 +383,8 @@ class SpikeDetector:
             if negatives < self.rule.min_count:
                 continue  # the cheap test first: most edges of most brands stop here
             span = self._span_stats(newest + 1 - length, newest + 1, edge)
-            if self.is_spike(span, min(1.0, length / self.window_buckets)):
+            covered = (span.end - span.start) / self.rule.bucket  # the newest bucket only in part
+            if self.is_spike(span, min(1.0, covered / self.window_buckets)):
                 whole = self._span_stats(newest + 1 - self.window_buckets, newest + 1, edge)
                 return self._open(whole if self.is_spike(whole) else span, "spike")
         return None
