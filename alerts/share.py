@@ -29,7 +29,15 @@ from statistics import NormalDist
 
 from alerts.state import ShareBaseline
 
-__all__ = ["beta_binomial_z", "climb_evidence", "climbed_share", "learn_share", "scan_z", "usual_share"]
+__all__ = [
+    "beta_binomial_z",
+    "climb_evidence",
+    "climbed_share",
+    "forget_climb",
+    "learn_share",
+    "scan_z",
+    "usual_share",
+]
 
 _NORMAL = NormalDist()
 # Above this many mentions the exact tail sum costs more than it adds over the normal approximation.
@@ -98,6 +106,11 @@ def beta_binomial_z(negatives: int, mentions: int, share: float, concentration: 
                 break
     log_tail = log_first + math.log(tail)
     return _z_of_tail(log_tail)
+
+
+def forget_climb(base: ShareBaseline) -> None:
+    """No climb is gathering: its evidence and its counts since it began are dropped."""
+    base.cusum, base.rising_since, base.rising_negatives, base.rising_mentions = 0.0, None, 0, 0
 
 
 def scan_z(sensitivity: float, fraction: float) -> float:

@@ -55,7 +55,15 @@ from typing import Literal
 
 from alerts import evidence, story_evidence
 from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
-from alerts.share import beta_binomial_z, climb_evidence, climbed_share, learn_share, scan_z, usual_share
+from alerts.share import (
+    beta_binomial_z,
+    climb_evidence,
+    climbed_share,
+    forget_climb,
+    learn_share,
+    scan_z,
+    usual_share,
+)
 from alerts.state import BrandState, OpenSpike
 from listener.config import AlertRule
 from listener.query.tokens import tokenize
@@ -414,21 +422,22 @@ class SpikeDetector:
                     base.rising_negatives += negatives
                     base.rising_mentions += mentions
                 else:
-                    base.rising_since, base.rising_negatives, base.rising_mentions = None, 0, 0
+                    forget_climb(base)
                 crossed = crossed or (before < settings.climb_threshold <= base.cusum)
                 if self._climbing():
                     base.cusum = min(base.cusum, settings.climb_threshold)  # drains in hours, not days
             if base.cusum < settings.climb_freeze and state.open_spike is None:
                 learn_share(base, negatives, mentions, halflife, gap)
         return crossed or (
-            base.cusum >= settings.climb_threshold and state.open_spike is None and self._recent_climb()
+            base.cusum >= settings.climb_threshold and state.open_spike is None and self._climb_may_page()
         )
 
     def _climbing(self) -> bool:
         spike = self.state.open_spike
         return spike is not None and spike.trigger == "climb"
 
-    def _recent_climb(self) -> bool:
+    def _climb_may_page(self) -> bool:
+        """A climb is gathering, and no spike ended within its cool-down (a crossing then is a return)."""
         since = self.state.share.rising_since
         return since is not None and self.state.ended_spike is None
 
@@ -487,8 +496,7 @@ class SpikeDetector:
         self.state.ended_spike = replace(spike, calm_since=None, ended=stats.end) if keep else None
         # What the climb test had gathered belongs to the spike that ended; a climb still going
         # on gathers again (and, within the cool-down, continues this alert).
-        share = self.state.share
-        share.cusum, share.rising_since, share.rising_negatives, share.rising_mentions = 0.0, None, 0, 0
+        forget_climb(self.state.share)
         # Numbered like the updates, so a second end after a return is a message of its own.
         alert = self._alert(stats, "resolved", spike.alert_id)
         return alert.model_copy(update={"revision": spike.revision})
