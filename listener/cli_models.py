@@ -123,48 +123,88 @@ def train(data: Path, out: Path, base: str, epochs: float, lr: float, batch_size
     click.echo(f"wrote {out} (val macro-recall {best.macro_recall:.3f}, accuracy {best.accuracy:.3f})")
 
 
+def _read_rows(data: Path, split: str) -> list[Any]:
+    """Rows with their optional brand and category; a TweetEval folder has neither."""
+    from models.examples import Example, read_labelled
+
+    if data.is_dir():
+        texts, labels = _read(data, split)
+        return [Example(text, label) for text, label in zip(texts, labels, strict=True)]
+    return list(read_labelled(data))
+
+
+def _scores_json(result: Any) -> dict[str, Any]:
+    return {"n": result.count, "macro_recall": round(result.macro_recall, 4),
+            "accuracy": round(result.accuracy, 4),
+            "per_class_recall": {k: round(v, 4) for k, v in result.recall.items()}}
+
+
 @click.command()
 @click.option("--model", default="default", show_default=True,
               help="'default', 'minilm-head', a `listener train` directory, or a Hugging Face dir/name")
 @click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
-              help="JSONL/CSV with text and label, or a TweetEval-style folder")
+              help="JSONL/CSV with text and label (optional brand and category), or a TweetEval-style folder")
 @click.option("--split", default="test", show_default=True, help="which split of a TweetEval folder")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--int8/--no-int8", default=None, help="override the model dir's int8 choice (CPU)")
+@click.option("--brand-targeting/--no-brand-targeting", default=True, show_default=True,
+              help="aim verdicts at each row's brand, as classifier.brand_targeting does")
 @click.option("--threads", type=int, default=None)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 def evaluate(model: str, data: Path, split: str, as_json: bool, int8: bool | None,
-             threads: int | None, batch_size: int) -> None:
-    """Macro-recall (TweetEval's metric), accuracy, per-class recall and speed of a model on FILE."""
+             brand_targeting: bool, threads: int | None, batch_size: int) -> None:
+    """Macro-recall (TweetEval's metric), accuracy, per-class recall and speed of a model on FILE.
+
+    Scored as the classify stage scores: language routing from the default
+    classifier settings (uncovered languages come back unscored and count as
+    wrong), then aimed at each row's `brand` when the row names one. Rows with
+    a `category` also get recall per category.
+    """
     from listener.config import ClassifierConfig
-    from models.evaluation import score
-    from models.loader import load_model
+    from listener.stages import classify_toward_brands
+    from models.evaluation import score, score_groups
+    from models.loader import load_classifier
 
     try:
-        texts, labels = _read(data, split)
-        cfg = ClassifierConfig(model=model, int8=int8, threads=threads, batch_size=batch_size)
-        classifier = load_model(model, cfg)
+        rows = _read_rows(data, split)
+        cfg = ClassifierConfig(model=model, int8=int8, threads=threads, batch_size=batch_size,
+                               brand_targeting=brand_targeting)
+        classifier = load_classifier(cfg)
+        texts = [row.text for row in rows]
         started = time.perf_counter()
-        verdicts = classifier.classify(texts)
+        verdicts = classify_toward_brands(classifier, texts, [row.brand for row in rows],
+                                          brand_targeting=cfg.brand_targeting)
         seconds = time.perf_counter() - started
     except ListenerError as exc:
         _fail(exc)
         return
     names = ("negative", "neutral", "positive")
+    labels = [row.label for row in rows]
     predicted = [names.index(v.label.value) if v.label.value in names else -1 for v in verdicts]
     result = score(labels, predicted)
-    report = {"model_id": classifier.model_id, "model_version": classifier.model_version,
-              "data": str(data), "n": result.count, "macro_recall": round(result.macro_recall, 4),
-              "accuracy": round(result.accuracy, 4),
-              "per_class_recall": {k: round(v, 4) for k, v in result.recall.items()},
-              "texts_per_s": round(len(texts) / seconds, 1)}
+    report: dict[str, Any] = {"model_id": classifier.model_id, "model_version": classifier.model_version,
+                              "data": str(data), **_scores_json(result),
+                              "unscored": predicted.count(-1),
+                              "brand_rows": sum(1 for row in rows if row.brand is not None),
+                              "texts_per_s": round(len(texts) / seconds, 1)}
+    by_category: dict[str, Any] = {}
+    if any(row.category is not None for row in rows):
+        groups = [row.category or "(none)" for row in rows]
+        by_category = {k: _scores_json(v) for k, v in score_groups(groups, labels, predicted).items()}
+        report["per_category"] = by_category
     if as_json:
         click.echo(json.dumps(report))
         return
-    click.echo(f"{report['model_id']} {report['model_version']} on {data} ({result.count} texts)")
+    click.echo(f"{report['model_id']} {report['model_version']} on {data} ({result.count} texts, "
+               f"{report['brand_rows']} aimed at their brand, {report['unscored']} unscored)")
     click.echo(f"  macro-recall {result.macro_recall:.4f}  accuracy {result.accuracy:.4f}")
     for name, value in result.recall.items():
         click.echo(f"  recall {name:<8} {value:.4f}")
+    if by_category:
+        click.echo("  by category (recall over the classes each holds):")
+        for name, part in by_category.items():
+            click.echo(f"    {name:<20} n {part['n']:>4}  macro-recall {part['macro_recall']:.4f}  "
+                       f"accuracy {part['accuracy']:.4f}")
     click.echo(f"  {report['texts_per_s']} texts/s")
 
 

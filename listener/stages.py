@@ -18,7 +18,7 @@ from listener.config import BrandConfig
 from listener.errors import QuerySyntaxError
 from listener.query.matcher import Matcher
 from listener.query.parser import parse_watch_query
-from listener.records import Document, Mention, Record, ScoredMention
+from listener.records import Document, Mention, Record, ScoredMention, Sentiment
 from listener.statedb import StateDB
 from models.classifier import Classifier
 from models.targeting import aim_at_brand
@@ -28,7 +28,7 @@ from pipelines.store import MentionStore
 if TYPE_CHECKING:  # datasketch (behind stories) takes a second to import; callers pass the index in
     from listener.stories import StoryIndex
 
-__all__ = ["ClassifyStage", "IndexStage", "LiveMatchStage", "MatchStage"]
+__all__ = ["ClassifyStage", "IndexStage", "LiveMatchStage", "MatchStage", "classify_toward_brands"]
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +81,32 @@ class ClassifyStage:
     def handle(self, records: Sequence[Record]) -> list[Output]:
         mentions = [r for r in records if isinstance(r, Mention) and not isinstance(r, ScoredMention)]
         texts = [_classifiable_text(m) for m in mentions]
-        verdicts = self._classifier.classify(texts)
-        if self._brand_targeting:
-            # A post's tone is not its verdict on the brand: "left Acme for Globex, so happy".
-            verdicts = [
-                aim_at_brand(t, m.brand, v) for t, m, v in zip(texts, mentions, verdicts, strict=True)
-            ]
+        verdicts = classify_toward_brands(
+            self._classifier, texts, [m.brand for m in mentions], brand_targeting=self._brand_targeting
+        )
         return [
             Output("mentions.scored", m.brand, ScoredMention.from_mention(m, verdict))
             for m, verdict in zip(mentions, verdicts, strict=True)
         ]
+
+
+def classify_toward_brands(
+    classifier: Classifier,
+    texts: Sequence[str],
+    brands: Sequence[str | None],
+    *,
+    brand_targeting: bool = True,
+) -> list[Sentiment]:
+    """Verdicts as the classify stage gives them; `listener evaluate` scores through this too,
+    so a figure measured there is the figure the running stage earns. A None brand is not aimed.
+    """
+    verdicts = classifier.classify(texts)
+    if not brand_targeting:
+        return verdicts
+    # A post's tone is not its verdict on the brand: "left Acme for Globex, so happy".
+    return [
+        v if b is None else aim_at_brand(t, b, v) for t, b, v in zip(texts, brands, verdicts, strict=True)
+    ]
 
 
 def _classifiable_text(mention: Mention) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Scores", "read_lines", "read_split", "score"]
+__all__ = ["Scores", "read_lines", "read_split", "score", "score_groups"]
 
 CLASS_NAMES = ("negative", "neutral", "positive")
 
@@ -64,3 +64,29 @@ def score(gold: Sequence[int], predicted: Sequence[int]) -> Scores:
         recall=recall,
         count=len(gold),
     )
+
+
+def score_groups(groups: Sequence[str], gold: Sequence[int], predicted: Sequence[int]) -> dict[str, Scores]:
+    """Scores per group (a kind of post: sarcasm, news, ...), groups in first-seen order.
+
+    A group often holds one class only (praise is positive), so its recall and
+    macro-recall count only the classes it holds: an absent class would add a
+    meaningless 0 to the mean.
+    """
+    if not len(groups) == len(gold) == len(predicted):
+        raise ValueError("groups, gold and predicted must be of equal length")
+    members: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    out: dict[str, Scores] = {}
+    for group, indices in members.items():
+        full = score([gold[i] for i in indices], [predicted[i] for i in indices])
+        held = {CLASS_NAMES[g] for g in (gold[i] for i in indices)}
+        recall = {name: value for name, value in full.recall.items() if name in held}
+        out[group] = Scores(
+            macro_recall=sum(recall.values()) / len(recall),
+            accuracy=full.accuracy,
+            recall=recall,
+            count=full.count,
+        )
+    return out
