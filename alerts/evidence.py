@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from alerts.anomaly import poisson_z
+from alerts.anomaly import negbin_z
 from listener.config import AlertRule
 from listener.query.tokens import tokenize
 from listener.records import ScoredMention
@@ -123,9 +123,10 @@ def trim(counts: dict[str, int], keep: int = TERMS_PER_BUCKET) -> dict[str, int]
     return dict(top_counts(counts, keep))
 
 
-def fire_threshold(expected: float, rule: AlertRule, cap: int = 100_000) -> float:
-    """The smallest window count that this rule would call a spike, for the chart's band."""
+def fire_threshold(expected: float, rule: AlertRule, shape: float = math.inf, cap: int = 100_000) -> float:
+    """The smallest window count that this rule's count test would call a spike, for the
+    chart's band (`shape`: the negatives the expectation rests on, as in the test)."""
     count = max(rule.min_count, math.ceil(rule.min_ratio * expected))
-    while count < cap and poisson_z(count, expected) < rule.sensitivity:
+    while count < cap and negbin_z(count, expected, shape) < rule.sensitivity:
         count += 1
     return float(count)

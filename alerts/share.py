@@ -36,6 +36,7 @@ __all__ = [
     "forget_climb",
     "learn_share",
     "scan_z",
+    "share_learnt",
     "usual_share",
 ]
 
@@ -73,6 +74,17 @@ def learn_share(
     weight = min(1.0, usual / mentions) if base.buckets >= 10 and usual > 0 and mentions > 0 else 1.0
     base.negatives += negatives * weight
     base.mentions += mentions * weight
+
+
+def share_learnt(base: ShareBaseline, halflife_buckets: float) -> bool:
+    """Whether the usual share has learnt for at least one half-life of buckets.
+
+    Before that the usual share is mostly the prior, and a brand whose everyday share
+    is above the prior looks like a climb from its first hour; the climb test then froze
+    the learning that would have corrected it and paged a day later on nothing.
+    """
+    decay = 0.5 ** (1 / max(halflife_buckets, 1e-9))
+    return bool(base.buckets >= (1 - 0.5) / (1 - decay) - 1e-6)
 
 
 def beta_binomial_z(negatives: int, mentions: int, share: float, concentration: float) -> float:

@@ -31,7 +31,9 @@ its evidence suffices rather than a bucket and a late post after.
 A slow crisis outruns neither test: its hourly rise is learnt by the 1-hour
 baseline. So a CUSUM of the share's log-likelihood ratio (`alerts.share`)
 runs over the closed buckets against the slow usual share, which stops
-learning while that evidence gathers; a climb pages once when it crosses
+learning while that evidence gathers (and which must first have learnt for
+half a `share_baseline`, or a new brand's share above the prior would look
+like a climb and freeze there); a climb pages once when it crosses
 `climb_threshold`, says since when and from what share to what, and ends
 once the evidence has drained.
 
@@ -54,7 +56,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from alerts import evidence, story_evidence
-from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
+from alerts.anomaly import AnomalyEstimator, EstimatorParams, negbin_z, poisson_z
 from alerts.share import (
     beta_binomial_z,
     climb_evidence,
@@ -62,6 +64,7 @@ from alerts.share import (
     forget_climb,
     learn_share,
     scan_z,
+    share_learnt,
     usual_share,
 )
 from alerts.state import BrandState, OpenSpike
@@ -122,6 +125,8 @@ class WindowStats:
     total: int
     expected: float
     usual_share: float = 0.0
+    # The negatives (prior included) the expectation rests on: few make it a rough guess.
+    shape: float = math.inf
 
     @property
     def negative_share(self) -> float:
@@ -258,7 +263,8 @@ class SpikeDetector:
         observed = sum(self.state.negative.get(b, 0) for b in range(first, last))
         total = sum(self.state.total.get(b, 0) for b in range(first, last))
         length = max(1.0, end / bucket - first)
-        expected = self.expected_per_bucket(min(first, last - self.window_buckets)) * length
+        per_bucket, shape = self.baseline(min(first, last - self.window_buckets))
+        expected = per_bucket * length
         if self.estimator.warmed:
             # The hour-of-day / hour-of-week forecast may only raise the bar: a busy
             # Monday morning is not news, but a quiet night must not make one complaint a spike.
@@ -271,6 +277,7 @@ class SpikeDetector:
             total=total,
             expected=expected,
             usual_share=self.usual_share(),
+            shape=shape,
         )
 
     def usual_share(self) -> float:
@@ -278,6 +285,11 @@ class SpikeDetector:
 
     def expected_per_bucket(self, before: int) -> float:
         """Mean negatives per bucket over the baseline span before `before`, spikes left out."""
+        return self.baseline(before)[0]
+
+    def baseline(self, before: int) -> tuple[float, float]:
+        """Mean negatives per bucket over the baseline span before `before` (spikes left out),
+        and the negatives that mean rests on (the prior's included), for the count's tail."""
         state = self.state
         assert state.first_bucket is not None
         low = max(state.first_bucket, before - self.baseline_buckets)
@@ -287,13 +299,15 @@ class SpikeDetector:
             v for b, v in state.negative.items() if low <= b < before and b not in state.spike_buckets
         )
         prior = self.settings.prior_per_window
-        return (negatives + prior) / (buckets + self.window_buckets)
+        return (negatives + prior) / (buckets + self.window_buckets), negatives + prior
 
     def is_spike(self, stats: WindowStats, fraction: float = 1.0) -> bool:
         """High for the time of day *and* high for the volume.
 
-        The count: at least `min_count`, `min_ratio` x expected and an exact Poisson tail
-        beyond `sensitivity` (6 against 1 is rarer than 60 against 40). The share: at least
+        The count: at least `min_count`, `min_ratio` x expected and a tail beyond
+        `sensitivity` (6 against 1 is rarer than 60 against 40): exact, and negative binomial
+        so that an expectation resting on a handful of negatives is trusted only that far
+        (`negbin_z`; Poisson once the baseline is long). The share: at least
         `min_share`, `share_ratio` x the usual share's odds, and a beta-binomial tail beyond
         half the `sensitivity`, so more complaints that come with more of everything are not
         news. The count's tail guards against noise; the share's only has to show that the
@@ -311,7 +325,7 @@ class SpikeDetector:
         return (
             stats.observed >= rule.min_count
             and stats.observed >= rule.min_ratio * stats.expected
-            and poisson_z(stats.observed, stats.expected) >= z
+            and negbin_z(stats.observed, stats.expected, stats.shape) >= z
             and share >= rule.min_share
             and share >= climbed_share(stats.usual_share, rule.share_ratio)
             and beta_binomial_z(stats.observed, stats.total, stats.usual_share, spread) >= z / 2
@@ -333,6 +347,7 @@ class SpikeDetector:
         if end % self.window_buckets == 0:
             # Non-overlapping windows on a fixed grid: 288 points a day for 5-minute windows.
             self.state.history[end] = self._point(stats)
+        self._expire_ended(stats.end)
         climbed = self._learn_share(end)
         alert = self._decide(stats)
         if alert is None and climbed:
@@ -353,9 +368,7 @@ class SpikeDetector:
     def _open(self, stats: WindowStats, trigger: Literal["spike", "climb"]) -> Alert | None:
         """Page for a new spike, or continue the last one if it ended within the cool-down."""
         state = self.state
-        ended = state.ended_spike
-        if ended is not None and ended.ended is not None and stats.end - ended.ended > self.rule.cooldown:
-            state.ended_spike = None
+        self._expire_ended(stats.end)
         if not self._recent(stats):
             return None
         if state.ended_spike is not None:
@@ -413,7 +426,7 @@ class SpikeDetector:
                 continue  # a burst's own buckets say nothing about a climb or the usual share
             negatives, mentions = state.negative.get(b, 0), state.total.get(b, 0)
             usual = self.usual_share()
-            if rule.climb_ratio is not None:
+            if rule.climb_ratio is not None and share_learnt(base, halflife):
                 step = climb_evidence(negatives, mentions, usual, rule.climb_ratio, settings.climb_clip)
                 before, base.cusum = base.cusum, max(0.0, base.cusum + step)
                 if base.cusum > 0 and before == 0:
@@ -431,6 +444,16 @@ class SpikeDetector:
         return crossed or (
             base.cusum >= settings.climb_threshold and state.open_spike is None and self._climb_may_page()
         )
+
+    def _expire_ended(self, now: float) -> None:
+        """Forget an ended spike once its cool-down is over: a return after it is news again.
+
+        Done by time, not only when something fires: a day-old ended spike kept around
+        barred a later climb from paging at all.
+        """
+        ended = self.state.ended_spike
+        if ended is not None and ended.ended is not None and now - ended.ended > self.rule.cooldown:
+            self.state.ended_spike = None
 
     def _climbing(self) -> bool:
         spike = self.state.open_spike
@@ -649,7 +672,7 @@ class SpikeDetector:
 
     def _point(self, stats: WindowStats) -> list[float]:
         expected = round(stats.expected, 3)
-        return [float(stats.observed), expected, evidence.fire_threshold(expected, self.rule)]
+        return [float(stats.observed), expected, evidence.fire_threshold(expected, self.rule, stats.shape)]
 
     def samples_between(self, start: float, end: float) -> tuple[ScoredMention, ...]:
         """The window's most-engaged negative mentions, then the most negative among equals."""

@@ -6,7 +6,9 @@ import json
 import math
 import random
 
-from alerts.anomaly import AnomalyEstimator, EstimatorParams, poisson_z
+import pytest
+
+from alerts.anomaly import AnomalyEstimator, EstimatorParams, negbin_z, poisson_z
 
 HOUR = 3600.0
 
@@ -48,6 +50,27 @@ def test_small_counts_use_an_exact_poisson_tail() -> None:
     assert poisson_z(6, 1.0) > 3.0  # P(X >= 6 | 1) is about 6e-4
     assert poisson_z(60, 40.0) < 3.5
     assert poisson_z(2, 1.0) < 1.5
+
+
+def test_an_expectation_resting_on_a_few_negatives_is_trusted_only_that_far() -> None:
+    # Five complaints against "0.2 expected" from an hour that held two: a rough guess, not 4.6 sigma.
+    assert poisson_z(5, 0.2) > 4.5
+    assert negbin_z(5, 0.2, shape=2.6) < 4.2
+    # A long, busy baseline is as good as knowing the rate.
+    assert negbin_z(5, 0.2, shape=1e7) == pytest.approx(poisson_z(5, 0.2), abs=1e-3)
+
+
+def test_the_negative_binomial_tail_matches_a_direct_sum() -> None:
+    k, mean, shape = 7, 0.7, 9.0
+    q = mean / (shape + mean)
+
+    def pmf(j: int) -> float:
+        log = math.lgamma(j + shape) - math.lgamma(shape) - math.lgamma(j + 1)
+        return math.exp(log + shape * math.log1p(-q) + j * math.log(q))
+
+    tail = sum(pmf(j) for j in range(k, 200))
+    z = negbin_z(k, mean, shape)
+    assert 0.5 * math.erfc(z / math.sqrt(2)) == pytest.approx(tail, rel=1e-4)
 
 
 def test_a_restored_estimator_continues_exactly_where_it_stopped() -> None:

@@ -189,6 +189,15 @@ def test_a_spike_back_after_the_cooldown_is_a_new_spike(tmp_path: Path) -> None:
     assert second.id != first.id and second.revision == 0
 
 
+def test_an_ended_spike_is_forgotten_when_its_cooldown_is_over_even_if_nothing_fires(tmp_path: Path) -> None:
+    # Kept past its cool-down, yesterday's spike barred today's slow climb from paging at all.
+    story = Story(tmp_path)
+    first_wave(story)
+    assert story.detector.state.ended_spike is not None, "within the cool-down a return continues it"
+    calm(story, int(RULE.cooldown // 60) + 5)
+    assert story.detector.state.ended_spike is None
+
+
 def test_the_cooldown_survives_a_restart(tmp_path: Path) -> None:
     story = Story(tmp_path)
     fired = first_wave(story)

@@ -52,7 +52,7 @@ def test_a_share_that_climbs_for_hours_pages_once_as_a_climb_and_ends_when_it_is
     tmp_path: Path,
 ) -> None:
     story = Story(tmp_path, RULE)
-    usual_hours(story, 4)
+    usual_hours(story, 12)  # half a day, so the usual share is the brand's own and not the prior
     for minute in range(4 * 60):  # complaints climb from 1 to 5 a minute over four hours
         negatives = 1 + round(4 * minute / 240)
         story.minute(negatives=negatives, neutral=10 - min(negatives, 5))
@@ -66,6 +66,18 @@ def test_a_share_that_climbs_for_hours_pages_once_as_a_climb_and_ends_when_it_is
     [ended] = story.resolved()
     assert ended.id == alert.id
     assert len(story.firing()) == 1
+
+
+def test_a_new_brand_whose_usual_share_is_above_the_prior_is_not_a_climb_on_its_second_day(
+    tmp_path: Path,
+) -> None:
+    # A mention a minute, three in ten negative, from the first minute: nothing changes, so
+    # nothing pages, although the rule starts out expecting 15 % until it has learnt 30 %.
+    story = Story(tmp_path, RULE)
+    for minute in range(30 * 60):
+        negatives = 1 if minute % 10 < 3 else 0
+        story.minute(negatives=negatives, neutral=1 - negatives)
+    assert story.alerts == []
 
 
 def test_the_beta_binomial_tail_matches_a_direct_sum() -> None:
