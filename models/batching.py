@@ -1,7 +1,7 @@
 """Length-sorted batching and the torch runtime settings every model shares.
 
-Sorting texts by length before batching means each batch pads to a similar
-length, so a batch of tweets never pays for one long blog post. Callers get
+Sorting texts by token count before batching means each batch pads to a
+similar length, so a batch of tweets never pays for one long blog post. Callers get
 results back in input order through the index lists these helpers return.
 """
 
@@ -10,26 +10,47 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
-__all__ = ["configure_threads", "length_sorted_batches", "resolve_device"]
+__all__ = ["configure_threads", "length_sorted_batches", "resolve_device", "token_lengths"]
 
 _threads_lock = threading.Lock()
 _threads_set = False
 
 
-def length_sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
-    """Yield lists of indices into `texts`, shortest texts first, `batch_size` at a time.
+def length_sorted_batches(
+    texts: Sequence[str], batch_size: int, lengths: Sequence[int] | None = None
+) -> Iterator[list[int]]:
+    """Yield lists of indices into `texts`, shortest first, `batch_size` at a time.
 
-    Character length is a cheap stand-in for token length; it is close enough to
-    keep padding small without tokenising twice.
+    `lengths` should be what the model reads, the tokenizer's token counts
+    (`token_lengths`): characters are a poor stand-in on tweets, where a URL or
+    an emoji run is long in characters and short or long in tokens unpredictably,
+    and sorting by characters left about a third of each batch as padding.
+    Without `lengths`, character counts are used (for models without a tokenizer).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    sizes = [len(text) for text in texts] if lengths is None else list(lengths)
+    if len(sizes) != len(texts):
+        raise ValueError(f"{len(sizes)} lengths for {len(texts)} texts")
+    order = sorted(range(len(texts)), key=lambda i: sizes[i])
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
+
+
+def token_lengths(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[int]:
+    """How many tokens the model will read per text, truncation and special tokens included.
+
+    A fast tokenizer does this for a thousand tweets in milliseconds, far less
+    than the padding it saves in the forward passes.
+    """
+    if not texts:
+        return []
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_length=True)
+    return [int(n) for n in encoded["length"]]
 
 
 def configure_threads(threads: int | None) -> None:

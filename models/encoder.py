@@ -18,7 +18,7 @@ import torch
 from numpy.typing import NDArray
 
 from listener.errors import ClassifierError
-from models.batching import length_sorted_batches
+from models.batching import length_sorted_batches, token_lengths
 
 __all__ = ["ENCODER_NAME", "POOLING", "SentenceEncoder", "bundled_model_dir"]
 
@@ -81,7 +81,8 @@ class SentenceEncoder:
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for indices in length_sorted_batches(texts, self.batch_size):
+        lengths = token_lengths(self.tokenizer, texts, self.max_length)
+        for indices in length_sorted_batches(texts, self.batch_size, lengths):
             out[indices] = self.embed_batch([texts[i] for i in indices])
         return out
 

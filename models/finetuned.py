@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
-from models.batching import configure_threads, resolve_device
+from models.batching import configure_threads, resolve_device, token_lengths
 from models.int8 import RANGES_KEY, quantize_static
 from models.scoring import BatchedClassifier
 from models.tuned import is_model_dir, load_model_dir, quantize_int8
@@ -71,6 +71,9 @@ class FinetunedClassifier(BatchedClassifier):
     @classmethod
     def from_config(cls, cfg: ClassifierConfig, model_dir: Path | None = None) -> FinetunedClassifier:
         return cls(model_dir, device=cfg.device, batch_size=cfg.batch_size, threads=cfg.threads)
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        return token_lengths(self.tokenizer, texts, self.max_length)
 
     def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:
         encoded = self.tokenizer(

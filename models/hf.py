@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
-from models.batching import configure_threads, resolve_device
+from models.batching import configure_threads, resolve_device, token_lengths
 from models.scoring import BatchedClassifier
 
 __all__ = ["HFClassifier", "map_labels"]
@@ -146,6 +146,9 @@ class HFClassifier(BatchedClassifier):
             max_length=cfg.max_length,
             threads=cfg.threads,
         )
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        return token_lengths(self.tokenizer, texts, self.max_length)
 
     def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:
         encoded = self.tokenizer(

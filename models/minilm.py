@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
-from models.batching import configure_threads, resolve_device
+from models.batching import configure_threads, resolve_device, token_lengths
 from models.encoder import ENCODER_NAME, POOLING, SentenceEncoder
 from models.head import LABELS, LinearHead, default_head_path
 from models.scoring import BatchedClassifier
@@ -68,6 +68,9 @@ class MiniLMClassifier(BatchedClassifier):
     @property
     def device(self) -> str:
         return str(self.encoder.device)
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        return token_lengths(self.encoder.tokenizer, texts, self.encoder.max_length)
 
     def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:
         probabilities = self.head.probabilities(self.encoder.embed_batch(texts))

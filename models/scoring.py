@@ -3,7 +3,7 @@
 Both classifiers share this: blank texts get an explicit `unscored` verdict
 instead of whatever a model guesses for an empty string, text that Python can
 hold but UTF-8 cannot (lone surrogates from hostile JSON) is repaired before
-the tokenizer sees it, and batches are formed by length so padding stays small.
+the tokenizer sees it, and batches are formed by token count so padding stays small.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ __all__ = ["BatchScorer", "BatchedClassifier", "clean_text", "score_texts"]
 
 # Takes a batch of non-blank texts, returns an (n, 3) array: negative, neutral, positive.
 BatchScorer = Callable[[list[str]], NDArray[np.floating]]
+# Takes the non-blank texts, returns how long each is for the model (token counts).
+Measure = Callable[[list[str]], Sequence[int]]
 
 _ORDER = (SentimentLabel.NEGATIVE, SentimentLabel.NEUTRAL, SentimentLabel.POSITIVE)
 
@@ -37,14 +39,17 @@ def score_texts(
     batch_size: int,
     model_id: str,
     model_version: str,
+    measure: Measure | None = None,
 ) -> list[Sentiment]:
+    """Verdicts in input order; batches are formed by `measure` (token counts), else characters."""
     if isinstance(texts, str):
         raise TypeError("classify() takes a sequence of texts, not a single string")
     unscored = Sentiment(label=SentimentLabel.UNSCORED, model_id=model_id, model_version=model_version)
     results: list[Sentiment] = [unscored] * len(texts)
     positions = [i for i, text in enumerate(texts) if text and text.strip()]
     cleaned = [clean_text(texts[i]) for i in positions]
-    for batch in length_sorted_batches(cleaned, batch_size):
+    lengths = measure(cleaned) if measure is not None and cleaned else None
+    for batch in length_sorted_batches(cleaned, batch_size, lengths):
         probabilities = np.asarray(scorer([cleaned[j] for j in batch]), dtype=np.float64)
         if probabilities.shape != (len(batch), 3):
             raise ValueError(f"scorer returned shape {probabilities.shape} for {len(batch)} texts")
@@ -65,6 +70,7 @@ class BatchedClassifier:
 
     Subclasses set `model_id`, `model_version` and `batch_size`, and implement
     `_score_batch` returning (n, 3) probabilities: negative, neutral, positive.
+    Those with a tokenizer override `_lengths` so batches are sorted by tokens.
     """
 
     model_id: str
@@ -78,7 +84,12 @@ class BatchedClassifier:
             batch_size=self.batch_size,
             model_id=self.model_id,
             model_version=self.model_version,
+            measure=self._lengths,
         )
+
+    def _lengths(self, texts: list[str]) -> Sequence[int]:
+        """What batches are sorted by; characters unless a subclass knows its tokens."""
+        return [len(text) for text in texts]
 
     def _score_batch(self, texts: list[str]) -> NDArray[np.float64]:
         raise NotImplementedError
