@@ -151,7 +151,7 @@ def throughput(clf: FinetunedClassifier, texts: list[str]) -> None:
 
     def by_characters(batch: list[str]) -> object:  # how batches were sorted before token counts
         return score_texts(batch, clf._score_batch, batch_size=clf.batch_size, model_id=clf.model_id,
-                           model_version=clf.model_version)
+                           model_version=clf.model_version, prepare=clf._prepare)
 
     rates = _interleaved({"tokens": clf.classify, "characters": by_characters}, texts)
     batched, by_chars = rates["tokens"], rates["characters"]

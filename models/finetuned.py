@@ -9,6 +9,7 @@ records them; on a GPU it runs fp16.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from listener.config import ClassifierConfig
 from listener.errors import ClassifierError
 from models.batching import configure_threads, resolve_device, token_lengths
 from models.int8 import RANGES_KEY, quantize_static
+from models.normalise import DEFAULT_STEPS, normaliser
 from models.scoring import BatchedClassifier
 from models.tuned import is_model_dir, load_model_dir, quantize_int8
 
@@ -42,6 +44,7 @@ class FinetunedClassifier(BatchedClassifier):
         max_length: int | None = None,
         threads: int | None = None,
         int8: bool | None = None,
+        text_steps: Sequence[str] | None = None,
     ) -> None:
         configure_threads(threads)
         path = model_dir or DEFAULT_MODEL_DIR
@@ -67,6 +70,14 @@ class FinetunedClassifier(BatchedClassifier):
         self.max_length = max_length or int(meta["max_length"])
         self.batch_size = batch_size
         self.meta = meta
+        # What the text goes through first: the caller's choice, else the model dir's record, else
+        # the steps validation kept (models/normalise.py).
+        steps = text_steps if text_steps is not None else meta.get("text_steps", DEFAULT_STEPS)
+        try:
+            self._prepare = normaliser(steps) if steps else None
+        except ValueError as exc:
+            raise ClassifierError(f"{path}: {exc}") from None
+        self.text_steps = tuple(steps)
 
     @classmethod
     def from_config(cls, cfg: ClassifierConfig, model_dir: Path | None = None) -> FinetunedClassifier:

@@ -40,14 +40,20 @@ def score_texts(
     model_id: str,
     model_version: str,
     measure: Measure | None = None,
+    prepare: Callable[[str], str] | None = None,
 ) -> list[Sentiment]:
-    """Verdicts in input order; batches are formed by `measure` (token counts), else characters."""
+    """Verdicts in input order; batches are formed by `measure` (token counts), else characters.
+
+    `prepare` rewrites each non-blank text before the model reads it (see `models.normalise`).
+    """
     if isinstance(texts, str):
         raise TypeError("classify() takes a sequence of texts, not a single string")
     unscored = Sentiment(label=SentimentLabel.UNSCORED, model_id=model_id, model_version=model_version)
     results: list[Sentiment] = [unscored] * len(texts)
     positions = [i for i, text in enumerate(texts) if text and text.strip()]
     cleaned = [clean_text(texts[i]) for i in positions]
+    if prepare is not None:
+        cleaned = [prepare(text) for text in cleaned]
     lengths = measure(cleaned) if measure is not None and cleaned else None
     for batch in length_sorted_batches(cleaned, batch_size, lengths):
         probabilities = np.asarray(scorer([cleaned[j] for j in batch]), dtype=np.float64)
@@ -76,6 +82,7 @@ class BatchedClassifier:
     model_id: str
     model_version: str
     batch_size: int
+    _prepare: Callable[[str], str] | None = None  # text normalisation, when the model wants one
 
     def classify(self, texts: Sequence[str]) -> list[Sentiment]:
         return score_texts(
@@ -85,6 +92,7 @@ class BatchedClassifier:
             model_id=self.model_id,
             model_version=self.model_version,
             measure=self._lengths,
+            prepare=self._prepare,
         )
 
     def _lengths(self, texts: list[str]) -> Sequence[int]:

@@ -59,7 +59,8 @@ def test_sorting_by_tokens_pads_less_than_sorting_by_characters(classifier: Fine
 def test_the_verdicts_are_the_same_whichever_way_batches_are_sorted(classifier: FinetunedClassifier) -> None:
     by_tokens = classifier.classify(TEXTS)
     by_chars = score_texts(TEXTS, classifier._score_batch, batch_size=classifier.batch_size,
-                           model_id=classifier.model_id, model_version=classifier.model_version)
+                           model_id=classifier.model_id, model_version=classifier.model_version,
+                           prepare=classifier._prepare)
     backwards = list(reversed(classifier.classify(list(reversed(TEXTS)))))
     for a, b, c in zip(by_tokens, by_chars, backwards, strict=True):
         assert a.label == b.label == c.label
