@@ -2,7 +2,8 @@
 
     python benchmarks/alert_latency.py [--scenario NAME ...] [--delay 30] [--tick 15]
                                        [--seed 7] [--model sim|default] [--set FIELD=VALUE ...] [-v]
-                                       [--slang-flip 0.2 ...] [--seeds 101-110 [--jobs 2]]
+                                       [--slang-flip 0.2 ...] [--seeds 201-210 [--jobs 2]]
+                                       [--validation-seeds 101-106]
 
 Each scenario is fed, in publication order and `--delay` seconds after each
 post is published (backfilled posts when their source delivers them), through
@@ -26,7 +27,9 @@ its figures are IN-SAMPLE. `--seeds 101-110` also runs the suite on other
 seeds, each a differently shaped world (`scenarios.world`), and prints the
 figures summed over them as OUT-OF-SAMPLE beside the tuning seed's, for the
 true labels and for the simulated model at each `--slang-flip` given (e.g.
-`--slang-flip 0.2 0.47`), over `--jobs` processes.
+`--slang-flip 0.2 0.47`), over `--jobs` processes. Seeds that were looked at
+while choosing (`--validation-seeds 101-106`) are printed as a group of their own,
+also in-sample, so that `--seeds` names only worlds nobody tuned on.
 
 Printed per scenario and overall: pages, precision, recall, duplicates,
 onset-to-alert p50/p95 (first page minus onset, stream time) and, for the
@@ -244,11 +247,12 @@ def _job(job: tuple[int, str, float, float, float, str]) -> tuple[int, str, floa
 def compare(args: argparse.Namespace, rule: AlertRule) -> None:
     """The tuning seed (in-sample) and the held-out seeds (out-of-sample), summed per scenario."""
     names = args.scenario or list(SCENARIOS)
-    held_out = [seed for seed in seed_list(args.seeds) if seed != TUNING_SEED]
+    validation = [seed for seed in seed_list(args.validation_seeds or "") if seed != TUNING_SEED]
+    held_out = [seed for seed in seed_list(args.seeds) if seed not in (TUNING_SEED, *validation)]
     flips = [-1.0, *args.slang_flip]
     jobs = [
         (seed, name, flip, args.delay, args.tick, rule.model_dump_json())
-        for seed in (TUNING_SEED, *held_out)
+        for seed in (TUNING_SEED, *validation, *held_out)
         for name in names
         for flip in flips
     ]
@@ -262,9 +266,13 @@ def compare(args: argparse.Namespace, rule: AlertRule) -> None:
                 must = "yes" if result.incidents else "no"
                 print(f"seed {seed:<4} {row(name, _labels(flip), must, result)}", flush=True)
     wall = time.perf_counter() - started
-    groups = (
-        (f"tuning seed {TUNING_SEED} (IN-SAMPLE: the defaults were chosen on it)", {TUNING_SEED}),
-        (f"held-out seeds {args.seeds} (OUT-OF-SAMPLE, summed over {len(held_out)} seeds)", set(held_out)),
+    groups = [(f"tuning seed {TUNING_SEED} (IN-SAMPLE: the defaults were chosen on it)", {TUNING_SEED})]
+    if validation:
+        looked = f"IN-SAMPLE: looked at while choosing, {len(validation)} seeds"
+        title = f"validation seeds {args.validation_seeds} ({looked})"
+        groups.append((title, set(validation)))
+    groups.append(
+        (f"held-out seeds {args.seeds} (OUT-OF-SAMPLE, summed over {len(held_out)} seeds)", set(held_out))
     )
     for title, seeds in groups:
         print(f"\n== {title} ==")
@@ -302,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="share of slang the simulated model reads as negative; with --seeds, one or more",
     )
     parser.add_argument("--seeds", help="held-out seeds, e.g. 101-110: compare them with the tuning seed")
+    parser.add_argument(
+        "--validation-seeds",
+        help="seeds looked at while choosing the defaults, e.g. 101-106: reported apart, as in-sample",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="processes for --seeds")
     parser.add_argument(
         "--set",

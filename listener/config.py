@@ -327,7 +327,7 @@ class AlertRule(_Section):
     min_ratio: float = Field(default=3.0, gt=1.0, description="observed must exceed ratio x expected")
     min_share: float = Field(default=0.0, ge=0.0, le=1.0, description="negatives' share of all mentions")
     sensitivity: float = Field(
-        default=4.0, gt=0.0, description="count and share tails, in standard deviations"
+        default=4.5, gt=0.0, description="count and share tails, in standard deviations"
     )
     share_ratio: float = Field(
         default=2.0,
