@@ -31,6 +31,7 @@ from listener.errors import ClassifierError
 from models.batching import resolve_device
 from models.evaluation import Scores, read_lines, read_split, score
 from models.lora import adapter_tensors, inject
+from models.normalise import DEFAULT_STEPS, normaliser
 from models.tuned import SentimentNet, load_base, load_model_dir, read_meta, save_model_dir, scaled_adapter
 
 __all__ = ["FinetuneSettings", "finetune", "main", "predict"]
@@ -161,12 +162,15 @@ def finetune(
     net.to(device)
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
-    texts, labels = list(train[0]), list(train[1])
+    # The model learns from text as the classifier will hand it over (models/normalise.py).
+    prepare = normaliser(DEFAULT_STEPS)
+    texts, labels = [prepare(t) for t in train[0]], list(train[1])
+    val = ([prepare(t) for t in val[0]], val[1])
     total = max(1, int(math.ceil(len(texts) / s.batch_size) * s.epochs))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total, s.warmup))
     loss_fn = nn.CrossEntropyLoss(weight=_class_weights(labels, s.balanced).to(device))
     soft = _teacher_logits(s, texts, device)
-    metadata = dict(metadata or {})
+    metadata = {**(metadata or {}), "text_steps": list(DEFAULT_STEPS)}
     prior_layers = None if start_from is None else read_meta(start_from).get("layers")
     if prior_layers is not None:
         metadata["layers"] = prior_layers  # continuing keeps the shallower encoder

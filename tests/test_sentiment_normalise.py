@@ -5,6 +5,9 @@ Real `emoji` package, real tokenizer of the default model; nothing is mocked.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from listener.errors import ClassifierError
@@ -66,3 +69,16 @@ def test_an_unknown_step_is_refused_by_name() -> None:
     with pytest.raises(ClassifierError, match="spellcheck"):
         FinetunedClassifier(threads=1, text_steps=["spellcheck"])
     assert set(DEFAULT_STEPS) <= set(STEPS)
+
+
+@pytest.mark.slow
+def test_a_model_the_team_trains_learns_from_text_as_the_classifier_will_hand_it_over(tmp_path: Path) -> None:
+    from models.finetune import FinetuneSettings, finetune
+
+    texts = ["love it 😍", "awful 🤬", "it opens at 9", "best day 🔥", "never again 👎", "shop on main st"]
+    labels = [2, 0, 1, 2, 0, 1]
+    settings = FinetuneSettings(epochs=1, batch_size=3, max_length=16, eval_every=2, patience=1)
+    finetune((texts, labels), (texts, labels), tmp_path / "ours", settings=settings)
+    meta = json.loads((tmp_path / "ours" / "sentiment.json").read_text(encoding="utf-8"))
+    assert meta["text_steps"] == list(DEFAULT_STEPS)
+    assert FinetunedClassifier(tmp_path / "ours", threads=1).text_steps == DEFAULT_STEPS
