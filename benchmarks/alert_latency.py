@@ -247,7 +247,8 @@ def _job(job: tuple[int, str, float, float, float, str]) -> tuple[int, str, floa
 def compare(args: argparse.Namespace, rule: AlertRule) -> None:
     """The tuning seed (in-sample) and the held-out seeds (out-of-sample), summed per scenario."""
     names = args.scenario or list(SCENARIOS)
-    validation = [seed for seed in seed_list(args.validation_seeds or "") if seed != TUNING_SEED]
+    looked_at = seed_list(args.validation_seeds) if args.validation_seeds else []
+    validation = [seed for seed in looked_at if seed != TUNING_SEED]
     held_out = [seed for seed in seed_list(args.seeds) if seed not in (TUNING_SEED, *validation)]
     flips = [-1.0, *args.slang_flip]
     jobs = [
