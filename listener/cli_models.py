@@ -63,10 +63,21 @@ def _split(
 
 
 @click.command()
-@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
+@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
               help="JSONL or CSV with text and label (negative/neutral/positive)")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="model directory to write")
+@click.option("--from-feedback", is_flag=True,
+              help="instead of --data/--out: train on the team's corrections, check, and promote "
+              "into the data dir only when no worse (see README, 'Learning from the team')")
+@click.option("--brand", default=None, help="with --from-feedback: this brand's corrections and model")
+@click.option("--check", "checks", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              multiple=True, help="with --from-feedback: another labelled file the candidate must not "
+              "do worse on (repeat)")
+@click.option("--head-only", is_flag=True,
+              help="with --from-feedback: refit only the head (seconds on a CPU)")
+@click.option("--json", "as_json", is_flag=True, help="with --from-feedback: print the report as JSON")
+@config_option
 @click.option("--base", default="default", show_default=True,
               help="'default' continues from the shipped model; 'encoder' starts from the bare "
               "bundled MiniLM; or a local Hugging Face encoder directory")
@@ -87,9 +98,11 @@ def _split(
               "(distillation); repeat to average several")
 @click.option("--distill", type=float, default=0.5, show_default=True,
               help="with --teacher: weight of the teacher's soft labels against the gold labels")
-def train(data: Path, out: Path, base: str, epochs: float, lr: float, batch_size: int,
-          max_length: int, val_fraction: float, patience: int, threads: int | None, device: str,
-          layers: int | None, teachers: tuple[Path, ...], distill: float) -> None:
+def train(data: Path | None, out: Path | None, from_feedback: bool, brand: str | None,
+          checks: tuple[Path, ...], head_only: bool, as_json: bool, config_path: Path, base: str,
+          epochs: float, lr: float, batch_size: int, max_length: int, val_fraction: float, patience: int,
+          threads: int | None, device: str, layers: int | None, teachers: tuple[Path, ...],
+          distill: float) -> None:
     """Fine-tune a sentiment model on labelled examples; usable as classifier.model right away."""
     import torch
 
@@ -97,6 +110,15 @@ def train(data: Path, out: Path, base: str, epochs: float, lr: float, batch_size
     from models.finetuned import DEFAULT_MODEL_DIR
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
+    if from_feedback:
+        from listener.cli_loop import train_from_feedback
+        from models.feedback_loop import LoopSettings
+
+        loop = LoopSettings(epochs=epochs, lr=lr, batch_size=batch_size, device=device, head_only=head_only)
+        train_from_feedback(config_path, brand, checks, loop, as_json)
+        return
+    if data is None or out is None:
+        raise click.UsageError("give --data and --out, or --from-feedback")
     try:
         texts, labels = _read(data, "train")
         fit, val = _split(texts, labels, val_fraction, seed=0)

@@ -27,6 +27,7 @@ from pipelines.store import MentionStore
 
 if TYPE_CHECKING:  # datasketch (behind stories) takes a second to import; callers pass the index in
     from listener.stories import StoryIndex
+    from models.promotion import PromotedModels
 
 __all__ = ["ClassifyStage", "IndexStage", "LiveMatchStage", "MatchStage", "classify_toward_brands"]
 
@@ -74,20 +75,43 @@ class ClassifyStage:
     def after_commit(self) -> None:
         """Its outputs carry everything; nothing to confirm."""
 
-    def __init__(self, classifier: Classifier, *, brand_targeting: bool = True) -> None:
+    def __init__(
+        self, classifier: Classifier, *, brand_targeting: bool = True, promoted: PromotedModels | None = None
+    ) -> None:
         self._classifier = classifier
         self._brand_targeting = brand_targeting
+        # Models `listener train --from-feedback` promoted; looked for between batches, no restart.
+        self._promoted = promoted
 
     def handle(self, records: Sequence[Record]) -> list[Output]:
         mentions = [r for r in records if isinstance(r, Mention) and not isinstance(r, ScoredMention)]
-        texts = [_classifiable_text(m) for m in mentions]
-        verdicts = classify_toward_brands(
-            self._classifier, texts, [m.brand for m in mentions], brand_targeting=self._brand_targeting
-        )
+        verdicts: list[Sentiment | None] = [None] * len(mentions)
+        for classifier, indices in self._by_classifier(mentions):
+            group = [mentions[i] for i in indices]
+            scored = classify_toward_brands(
+                classifier,
+                [_classifiable_text(m) for m in group],
+                [m.brand for m in group],
+                brand_targeting=self._brand_targeting,
+            )
+            for i, verdict in zip(indices, scored, strict=True):
+                verdicts[i] = verdict
         return [
             Output("mentions.scored", m.brand, ScoredMention.from_mention(m, verdict))
             for m, verdict in zip(mentions, verdicts, strict=True)
+            if verdict is not None
         ]
+
+    def _by_classifier(self, mentions: Sequence[Mention]) -> list[tuple[Classifier, list[int]]]:
+        """One group per model in use, so each model still gets one batched call."""
+        if self._promoted is None:
+            return [(self._classifier, list(range(len(mentions))))]
+        self._promoted.refresh()
+        groups: dict[int, tuple[Classifier, list[int]]] = {}
+        for i, mention in enumerate(mentions):
+            classifier = self._promoted.for_brand(mention.brand)
+            groups.setdefault(id(classifier), (classifier, []))[1].append(i)
+        return list(groups.values())
 
 
 def classify_toward_brands(

@@ -284,8 +284,16 @@ def _match(w: Wiring) -> Stage:
 
 def _classify(w: Wiring) -> Stage:
     from listener.stages import ClassifyStage
+    from models.loader import load_classifier
+    from models.promotion import PromotedModels
 
-    return ClassifyStage(w.classifier_factory(), brand_targeting=w.config.classifier.brand_targeting)
+    cfg = w.config.classifier
+    promoted = PromotedModels(
+        w.config.data_dir / "models",
+        w.classifier_factory(),
+        lambda path: load_classifier(cfg.model_copy(update={"model": str(path)})),
+    )
+    return ClassifyStage(promoted.fallback, brand_targeting=cfg.brand_targeting, promoted=promoted)
 
 
 def _index(w: Wiring) -> Stage:
