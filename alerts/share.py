@@ -31,6 +31,7 @@ from alerts.state import ShareBaseline
 
 __all__ = [
     "beta_binomial_z",
+    "bucket_weight",
     "climb_evidence",
     "climbed_share",
     "forget_climb",
@@ -62,7 +63,7 @@ def learn_share(
     share as the usual for a day, and the ordinary share after it would look like a climb.
     """
     decay = 0.5 ** (max(gap, 1) / max(halflife_buckets, 1e-9))
-    usual = base.volume / base.buckets if base.buckets > 0 else 0.0  # mentions a bucket
+    usual = usual_volume(base)
     far_above = max(3 * usual, usual + 3 * math.sqrt(usual) + 3) if base.buckets >= 10 else math.inf
     # The usual volume moves towards a busier level, but no faster than a busy hour allows.
     base.volume = base.volume * decay + min(mentions, far_above)
@@ -71,20 +72,41 @@ def learn_share(
     base.mentions *= decay
     if mentions > far_above:
         return
-    weight = min(1.0, usual / mentions) if base.buckets >= 10 and usual > 0 and mentions > 0 else 1.0
+    weight = bucket_weight(base, mentions)
     base.negatives += negatives * weight
     base.mentions += mentions * weight
 
 
-def share_learnt(base: ShareBaseline, halflife_buckets: float) -> bool:
-    """Whether the usual share has learnt for at least one half-life of buckets.
+def usual_volume(base: ShareBaseline) -> float:
+    """The brand's usual mentions a bucket, as learnt with the share."""
+    return base.volume / base.buckets if base.buckets > 0 else 0.0
+
+
+def bucket_weight(base: ShareBaseline, mentions: int) -> float:
+    """How much of a bucket counts: all of an ordinary one, one busier than an ordinary
+    bucket's Poisson spread only as much as an ordinary one holds.
+
+    Not capped at the usual volume itself: a brand with a mention every other minute
+    would then learn each post at half weight, and the prior outweighed half a day of
+    its own history. Capped at all, because a launch's ten-times volume is not ten
+    times the evidence about the share, for learning or for a climb.
+    """
+    if base.buckets < 10 or mentions <= 0:
+        return 1.0
+    usual = usual_volume(base)
+    return min(1.0, (usual + 2 * math.sqrt(usual) + 1) / mentions)
+
+
+def share_learnt(base: ShareBaseline, halflife_buckets: float, prior_mentions: float) -> bool:
+    """Whether the usual share has learnt for at least one half-life of buckets, from more
+    mentions than the prior stands for.
 
     Before that the usual share is mostly the prior, and a brand whose everyday share
     is above the prior looks like a climb from its first hour; the climb test then froze
     the learning that would have corrected it and paged a day later on nothing.
     """
     decay = 0.5 ** (1 / max(halflife_buckets, 1e-9))
-    return bool(base.buckets >= (1 - 0.5) / (1 - decay) - 1e-6)
+    return bool(base.buckets >= (1 - 0.5) / (1 - decay) - 1e-6 and base.mentions >= prior_mentions)
 
 
 def beta_binomial_z(negatives: int, mentions: int, share: float, concentration: float) -> float:

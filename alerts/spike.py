@@ -59,6 +59,7 @@ from alerts import evidence, story_evidence
 from alerts.anomaly import AnomalyEstimator, EstimatorParams, negbin_z, poisson_z
 from alerts.share import (
     beta_binomial_z,
+    bucket_weight,
     climb_evidence,
     climbed_share,
     forget_climb,
@@ -426,8 +427,9 @@ class SpikeDetector:
                 continue  # a burst's own buckets say nothing about a climb or the usual share
             negatives, mentions = state.negative.get(b, 0), state.total.get(b, 0)
             usual = self.usual_share()
-            if rule.climb_ratio is not None and share_learnt(base, halflife):
+            if rule.climb_ratio is not None and share_learnt(base, halflife, settings.prior_mentions):
                 step = climb_evidence(negatives, mentions, usual, rule.climb_ratio, settings.climb_clip)
+                step *= bucket_weight(base, mentions)  # a launch's volume is not more evidence
                 before, base.cusum = base.cusum, max(0.0, base.cusum + step)
                 if base.cusum > 0 and before == 0:
                     base.rising_since, base.rising_negatives, base.rising_mentions = b * rule.bucket, 0, 0
