@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from alertstory import Story
 
-from alerts.share import beta_binomial_z, climb_evidence, climbed_share, learn_share, scan_z
+from alerts.share import (
+    beta_binomial_z,
+    climb_evidence,
+    climbed_share,
+    learn_share,
+    scan_z,
+    usual_share,
+)
 from alerts.state import ShareBaseline
 from listener.config import AlertRule
 
@@ -78,6 +85,16 @@ def test_a_new_brand_whose_usual_share_is_above_the_prior_is_not_a_climb_on_its_
         negatives = 1 if minute % 10 < 3 else 0
         story.minute(negatives=negatives, neutral=1 - negatives)
     assert story.alerts == []
+
+
+def test_a_brand_with_a_mention_every_other_minute_learns_its_own_share_in_half_a_day() -> None:
+    base = ShareBaseline()
+    for minute in range(720):  # one mention every other minute, one in four of them negative
+        mentions = minute % 2
+        negatives = 1 if minute % 8 == 1 else 0
+        learn_share(base, negatives, mentions, halflife_buckets=720, gap=1)
+    assert base.mentions > 100, "each post counts in full, so its history outweighs the prior"
+    assert usual_share(base, prior_share=0.15, prior_mentions=100) > 0.21
 
 
 def test_the_beta_binomial_tail_matches_a_direct_sum() -> None:
