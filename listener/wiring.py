@@ -292,6 +292,7 @@ def _classify(w: Wiring) -> Stage:
         w.config.data_dir / "models",
         w.classifier_factory(),
         lambda path: load_classifier(cfg.model_copy(update={"model": str(path)})),
+        clock=w.clock,
     )
     return ClassifyStage(promoted.fallback, brand_targeting=cfg.brand_targeting, promoted=promoted)
 

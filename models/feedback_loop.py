@@ -7,12 +7,14 @@ corrections plus a replay of plain sentiment shipped with the package
 (`models/loop/replay.jsonl`, see `models/loop_data.py`), so it learns the
 team's slang without forgetting the rest. Some corrections are held out by a
 hash of their mention id, never trained on, and both models are scored on them
-and on the shipped check sets.
+and on the check sets (the shipped `models/loop/check.jsonl` and any `--check`
+file), with the corrected brands' names swapped into the replay and the check
+rows (see `as_brands`).
 
 The gate: the candidate is promoted only when
   - its recall on the held-out corrections, averaged over the classes they
-    hold, is higher than the current model's (it learnt something that holds
-    beyond the rows it saw), and
+    hold, is at least `min_gain` (10 points) higher than the current model's
+    (it learnt something that holds beyond the rows it saw), and
   - on every check set it is no worse: its macro-recall at most `tolerance`
     (2 points) below the current model's.
 Corrections that contradict each other teach nothing that holds on the
@@ -43,7 +45,7 @@ from models.loop_data import REPLAY_FILE
 from models.promotion import ModelShelf
 from models.tuned import read_meta
 
-__all__ = ["LoopSettings", "Predict", "class_recall", "gate", "render_report", "run_loop"]
+__all__ = ["LoopSettings", "Predict", "as_brands", "class_recall", "gate", "render_report", "run_loop"]
 
 # Label ids for `rows` scored by the model in a folder, as the classify stage scores them; -1 = unscored.
 Predict = Callable[[Path, Sequence[Example]], list[int]]
@@ -56,6 +58,7 @@ class LoopSettings:
     max_replay: int = 192
     min_corrections: int = 6
     tolerance: float = 0.02  # most macro-recall a check set may lose
+    min_gain: float = 0.10  # least the held-out corrections' recall must rise: one lucky row is not learning
     epochs: float = 3.0
     lr: float = 5e-4
     batch_size: int = 16
@@ -88,15 +91,17 @@ def split(corrections: Sequence[Correction], fraction: float) -> tuple[list[Exam
     return train, held
 
 
-def gate(current: dict[str, float], candidate: dict[str, float], tolerance: float) -> tuple[bool, list[str]]:
-    """Whether the candidate is no worse, with one reason per figure compared."""
+def gate(current: dict[str, float], candidate: dict[str, float], tolerance: float,
+         min_gain: float) -> tuple[bool, list[str]]:
+    """Whether the candidate learnt the corrections and is no worse elsewhere; one reason per figure."""
     reasons: list[str] = []
     ok = True
     for name, now in current.items():
         new = candidate[name]
         if name == "held_out_corrections":
-            passed = new > now
-            rule = "must be higher: a model that did not learn the corrections is not worth a swap"
+            passed = new >= now + min_gain
+            rule = (f"must be at least {min_gain * 100:.1f} points higher: a model that did not learn "
+                    "the corrections is not worth a swap")
         else:
             passed = new >= now - tolerance
             rule = f"at most {tolerance * 100:.1f} points lower"
@@ -107,9 +112,27 @@ def gate(current: dict[str, float], candidate: dict[str, float], tolerance: floa
     return ok, reasons
 
 
-def _replay(count: int, seed: int) -> list[Example]:
+def as_brands(rows: Sequence[Example], brands: Sequence[str]) -> list[Example]:
+    """`rows` with each row's brand swapped, in turn, for one of `brands` (in its text too).
+
+    Corrections name their brand; without the swap a model can learn "Quillo
+    means praise" from a week of slang corrections and still pass a check set
+    about other brands. Replayed and checked with the corrected brands' names,
+    plain complaints about Quillo must stay complaints.
+    """
+    if not brands:
+        return list(rows)
+    swapped = []
+    for i, row in enumerate(rows):
+        brand = brands[i % len(brands)]
+        text = row.text.replace(row.brand, brand) if row.brand else row.text
+        swapped.append(Example(text, row.label, brand if row.brand else None, row.category))
+    return swapped
+
+
+def _replay(count: int, seed: int, brands: Sequence[str]) -> list[Example]:
     rows = read_labelled(REPLAY_FILE)
-    return random.Random(seed).sample(rows, min(count, len(rows)))
+    return as_brands(random.Random(seed).sample(rows, min(count, len(rows))), brands)
 
 
 def run_loop(corrections: Sequence[Correction], *, shelf: ModelShelf, name: str, base: Path,
@@ -121,7 +144,8 @@ def run_loop(corrections: Sequence[Correction], *, shelf: ModelShelf, name: str,
         "name": name, "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "base": {"path": str(base), "version": str(read_meta(base).get("version"))},
         "corrections": len(corrections), "trained_on_corrections": len(train), "held_out": len(held),
-        "gate": {"held_out_corrections": "recall over the classes held, higher",
+        "gate": {"held_out_corrections": "recall over the classes held, at least "
+                                         f"{settings.min_gain * 100:.1f} points higher",
                  "check sets": f"macro-recall at most {settings.tolerance * 100:.1f} points lower"},
     }
     if len(corrections) < settings.min_corrections or not held or not train:
@@ -129,7 +153,10 @@ def run_loop(corrections: Sequence[Correction], *, shelf: ModelShelf, name: str,
             f"too few corrections to train and check: {len(corrections)} "
             f"(at least {settings.min_corrections}, with some of a class held out)"])
         return _write(shelf, name, report)
-    replay = _replay(int(len(train) * settings.replay_per_correction), settings.seed)
+    brands = sorted({c.brand for c in corrections})
+    replay = _replay(int(len(train) * settings.replay_per_correction), settings.seed, brands)
+    checks = {name: as_brands(rows, brands) for name, rows in checks.items()}
+    report["check_brands"] = brands
     report["replay"] = {"file": REPLAY_FILE.name, "rows": len(replay)}
     work = shelf.workspace(name)
     candidate = work / "model"
@@ -138,7 +165,7 @@ def run_loop(corrections: Sequence[Correction], *, shelf: ModelShelf, name: str,
                            "trained": "head only" if settings.head_only else "adapter, LayerNorms and head"}
     figures = _figures(base, candidate, held, checks, predict)
     report["figures"] = figures
-    promoted, reasons = gate(figures["current"], figures["candidate"], settings.tolerance)
+    promoted, reasons = gate(figures["current"], figures["candidate"], settings.tolerance, settings.min_gain)
     report.update(promoted=promoted, reasons=reasons, seconds=round(time.perf_counter() - started, 1))
     if promoted:
         report["promoted_as"] = shelf.promote(name, candidate, {"candidate": report["candidate"]}).version
