@@ -468,7 +468,8 @@ class ClassifierConfig(_Section):
         description="candidates for language detection; [] trusts every text to the main model",
     )
     language_models: dict[str, str] = Field(
-        default_factory=dict, description="ISO 639-1 code -> model dir/name for that language"
+        default_factory=lambda: dict.fromkeys(("de", "es", "fr", "it", "pt"), "multilingual"),
+        description="ISO 639-1 code -> model dir/name for that language ({} scores only `languages`)",
     )
     brand_targeting: bool = Field(default=True, description="read sentiment toward the mention's brand")
 

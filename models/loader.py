@@ -13,7 +13,8 @@ __all__ = ["load_classifier", "load_model"]
 
 def load_model(name: str, cfg: ClassifierConfig) -> Classifier:
     """One model by name: `default` (the shipped fine-tuned MiniLM), `minilm-head` (frozen
-    MiniLM + linear head), a directory written by `listener train`, or a Hugging Face dir/name.
+    MiniLM + linear head), `multilingual` (frozen multilingual-e5-small + head, for de, es, fr,
+    it, pt), a directory written by `listener train`, or a Hugging Face dir/name.
 
     Raises `listener.errors.ClassifierError` when the model cannot be loaded.
     """
@@ -21,6 +22,10 @@ def load_model(name: str, cfg: ClassifierConfig) -> Classifier:
         from models.minilm import MiniLMClassifier
 
         return MiniLMClassifier.from_config(cfg)
+    if name == "multilingual":
+        from models.multilingual import MultilingualClassifier
+
+        return MultilingualClassifier(batch_size=cfg.batch_size, threads=cfg.threads)
     from models.finetuned import FinetunedClassifier
     from models.tuned import is_model_dir
 
@@ -41,14 +46,19 @@ def load_classifier(cfg: ClassifierConfig) -> Classifier:
     from models.language import LanguageDetector
     from models.routing import RoutedClassifier
 
-    for code in cfg.language_models:
-        if code not in cfg.detect_languages:
-            raise ClassifierError(
-                f"classifier.language_models names {code!r}, which is not in classifier.detect_languages"
-            )
+    mapped = cfg.language_models
+    if "language_models" in cfg.model_fields_set:
+        for code in mapped:
+            if code not in cfg.detect_languages:
+                raise ClassifierError(
+                    f"classifier.language_models names {code!r}, which is not in classifier.detect_languages"
+                )
+    else:  # the default mapping serves whichever of its languages this config detects
+        mapped = {code: name for code, name in mapped.items() if code in cfg.detect_languages}
     main = load_model(cfg.model, cfg)
     if not cfg.detect_languages:
         return main  # every text is trusted to the main model; verdicts carry no language
-    others = {code: load_model(name, cfg) for code, name in cfg.language_models.items()}
+    by_name = {name: load_model(name, cfg) for name in set(mapped.values())}  # one copy each
+    others = {code: by_name[name] for code, name in mapped.items()}
     detector = LanguageDetector(cfg.detect_languages)
     return RoutedClassifier(main, covered=cfg.languages, detector=detector, others=others)

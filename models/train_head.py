@@ -18,7 +18,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from models.encoder import ENCODER_NAME, POOLING, SentenceEncoder
 from models.evaluation import Scores, read_split, score
 from models.head import LABELS, LinearHead
 
-__all__ = ["embed_cached", "main", "train"]
+__all__ = ["cache_path", "cached_embeddings", "embed_cached", "main", "train"]
 
 log = logging.getLogger("models.train_head")
 
@@ -45,16 +45,31 @@ def _cache_dir() -> Path:
     return path
 
 
-def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], name: str) -> NDArray[np.float32]:
+def cache_path(texts: Sequence[str], name: str, encoder_tag: str) -> Path:
+    """Where the embeddings of exactly these texts by this encoder are kept between runs."""
     key = hashlib.sha256("\n".join(texts).encode("utf-8"))
-    key.update(f"{ENCODER_NAME}|{POOLING}|{encoder.max_length}".encode())
-    path = _cache_dir() / f"{name}-{key.hexdigest()[:16]}.npy"
+    key.update(encoder_tag.encode())
+    return _cache_dir() / f"{name}-{key.hexdigest()[:16]}.npy"
+
+
+def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], name: str) -> NDArray[np.float32]:
+    return cached_embeddings(texts, name, f"{ENCODER_NAME}|{POOLING}|{encoder.max_length}", encoder.embed)
+
+
+def cached_embeddings(
+    texts: Sequence[str],
+    name: str,
+    encoder_tag: str,
+    embed: Callable[[Sequence[str]], NDArray[np.float32]],
+) -> NDArray[np.float32]:
+    """`embed(texts)`, read from the cache when the same texts met the same encoder before."""
+    path = cache_path(texts, name, encoder_tag)
     if path.is_file():
         log.info("%s: %d embeddings from cache %s", name, len(texts), path)
         cached: NDArray[np.float32] = np.load(path)
         return cached
     started = time.perf_counter()
-    vectors = encoder.embed(texts)
+    vectors = embed(texts)
     log.info("%s: embedded %d texts in %.0f s", name, len(texts), time.perf_counter() - started)
     np.save(path, vectors)
     return vectors

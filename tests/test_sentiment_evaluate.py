@@ -24,8 +24,11 @@ ROWS = [
      "brand": "Acme Mobile", "category": "praise"},
     {"text": "no signal for three days and Acme Mobile won't even answer the phone", "label": "negative",
      "brand": "Acme Mobile", "category": "complaint"},
-    # The default covers English only: this comes back unscored and counts as a miss.
+    # French goes to the multilingual model; Dutch is detected but not covered, so it comes back
+    # unscored and counts as a miss.
     {"text": "Acme Mobile est en panne depuis ce matin, impossible de passer un appel, c'est inadmissible",
+     "label": "negative", "brand": "Acme Mobile", "category": "non_english"},
+    {"text": "Acme Mobile heeft al de hele dag storing en niemand neemt de telefoon op, echt slecht",
      "label": "negative", "brand": "Acme Mobile", "category": "non_english"},
 ]
 
@@ -45,16 +48,16 @@ def test_a_team_scores_the_shipped_model_toward_each_rows_brand_with_recall_per_
     done = runner.invoke(evaluate, ["--data", str(data), "--json", "--threads", "1"])
     assert done.exit_code == 0, done.output
     report = json.loads(done.output)
-    assert report["n"] == 5 and report["brand_rows"] == 5
-    assert report["unscored"] == 1  # the French complaint: routed away from the English model
+    assert report["n"] == 6 and report["brand_rows"] == 6
+    assert report["unscored"] == 1  # the Dutch complaint: no model here reads Dutch
     categories = report["per_category"]
     assert list(categories) == ["comparison", "praise", "complaint", "non_english"]
     assert {k: v["n"] for k, v in categories.items()} == {
-        "comparison": 2, "praise": 1, "complaint": 1, "non_english": 1
+        "comparison": 2, "praise": 1, "complaint": 1, "non_english": 2
     }
     assert categories["comparison"]["accuracy"] == 1.0  # bad news for Acme Mobile, good for Globex
     assert set(categories["comparison"]["per_class_recall"]) == {"negative", "positive"}
-    assert categories["non_english"]["accuracy"] == 0.0
+    assert categories["non_english"]["accuracy"] == 0.5  # the French one scored (negative), the Dutch one not
 
     blind_run = runner.invoke(evaluate, ["--data", str(data), "--json", "--no-brand-targeting"])
     blind = json.loads(blind_run.output)
@@ -63,7 +66,7 @@ def test_a_team_scores_the_shipped_model_toward_each_rows_brand_with_recall_per_
 
     text = runner.invoke(evaluate, ["--data", str(data)])
     assert text.exit_code == 0, text.output
-    assert "5 aimed at their brand, 1 unscored" in text.output
+    assert "6 aimed at their brand, 1 unscored" in text.output
     assert "by category" in text.output
     for name in ("comparison", "praise", "complaint", "non_english"):
         assert name in text.output
