@@ -564,6 +564,12 @@ class SpikeDetector:
         first = round(spike.window_start / self.rule.bucket)
         released = range(first, round(stats.end / self.rule.bucket))
         self.state.spike_buckets.difference_update(released)
+        if self.state.share.cusum >= self.settings.climb_threshold and self.state.share.rising_since:
+            # The count is the new level, but the share is still far above usual: the burst
+            # has become a climb. Same alert, no page; it ends as a climb does. Ending it
+            # here paged the same outage again minutes later, as a climb.
+            self.state.open_spike = replace(spike, trigger="climb", calm_since=None)
+            return False
         # Its share is learnt like any ordinary hour's, or the climb test would page for it next.
         share = self.state.share
         share.negatives += sum(self.state.negative.get(b, 0) for b in released)

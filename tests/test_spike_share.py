@@ -75,6 +75,21 @@ def test_a_share_that_climbs_for_hours_pages_once_as_a_climb_and_ends_when_it_is
     assert len(story.firing()) == 1
 
 
+def test_an_outage_that_outlasts_the_baseline_with_the_share_still_raised_stays_one_alert(
+    tmp_path: Path,
+) -> None:
+    story = Story(tmp_path, RULE)
+    usual_hours(story, 12)
+    for _ in range(90):  # an hour and a half of eight complaints a minute among the usual ten
+        story.minute(negatives=9, neutral=9)
+    [alert] = story.firing()
+    for _ in range(3 * 60):
+        story.minute(negatives=1, neutral=9)
+    assert story.firing() == [alert], "the count became the new level, but the share never did"
+    [ended] = story.resolved()
+    assert ended.id == alert.id and ended.trigger == "climb"
+
+
 def test_a_new_brand_whose_usual_share_is_above_the_prior_is_not_a_climb_on_its_second_day(
     tmp_path: Path,
 ) -> None:
