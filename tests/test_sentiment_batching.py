@@ -5,6 +5,8 @@ Real default model and its real tokenizer; nothing is mocked.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from models.batching import length_sorted_batches, token_lengths
@@ -67,6 +69,19 @@ def test_the_verdicts_are_the_same_whichever_way_batches_are_sorted(classifier: 
         for field in ("negative", "neutral", "positive"):
             assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-4)
             assert getattr(a, field) == pytest.approx(getattr(c, field), abs=1e-4)
+
+
+def test_a_megabyte_post_is_scored_as_quickly_as_its_opening(classifier: FinetunedClassifier) -> None:
+    """The model reads its first 128 tokens; tokenizing the rest (twice) only cost time."""
+    opening = "Flight delayed again. Third time this month. Not impressed at all. "
+    posts = [opening * 15_000] * 5  # five posts of ~1 MB each
+    started = time.perf_counter()
+    verdicts = classifier.classify(posts)
+    took = time.perf_counter() - started
+    alone = classifier.classify([opening * 50])[0]
+    assert [v.label for v in verdicts] == [alone.label] * 5
+    assert verdicts[0].negative == pytest.approx(alone.negative, abs=1e-4)
+    assert took < 1.5, f"scoring five 1 MB posts took {took:.1f} s"
 
 
 def test_lengths_that_do_not_match_the_texts_are_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,6 +40,17 @@ def test_each_text_gets_its_language_and_too_short_texts_get_none(detector: Lang
         "lone surrogate \ud800 and a NUL \x00 in the middle of an English sentence",
     ]
     assert detector.detect(texts) == ["en", "de", "fr", "es", None, None, None, None, "en"]
+
+
+def test_a_stranger_posting_a_megabyte_word_does_not_freeze_detection(detector: LanguageDetector) -> None:
+    """lingua's cost is quadratic in length: read whole, one 1 MB word held the GIL for minutes."""
+    german = "Das ist wirklich schlecht, ich bin sehr enttäuscht von Acme. " * 20_000  # ~1.2 MB
+    texts = ["a" * 1_000_000, german, "Acme support is the worst, two hours on hold and then they hung up"]
+    started = time.perf_counter()
+    languages = detector.detect(texts)
+    took = time.perf_counter() - started
+    assert languages == [None, "de", "en"]  # the prefix still tells the language of a long post
+    assert took < 1.0, f"detecting three posts (two of a megabyte) took {took:.1f} s"
 
 
 def test_an_unknown_language_code_in_config_is_refused_by_name() -> None:
