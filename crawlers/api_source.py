@@ -102,7 +102,7 @@ class ApiSource(ABC):
         for index, item in enumerate(items):
             try:
                 doc = convert(item)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 why = f"{type(exc).__name__}: {exc}"
                 log.warning("%s: item %d skipped, unexpected shape: %s", self.name, index, why)
                 continue
@@ -160,11 +160,19 @@ def as_list(data: Any, *path: str, url: str = "") -> list[Any]:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 (with `Z`), or epoch seconds; None when absent or unreadable."""
+    """ISO 8601 (with `Z`), or epoch seconds; None when absent, unreadable or out of range.
+
+    None gives the item its fetch time (see `ApiSource.document`) rather than
+    losing it, or failing the poll that carries it.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC)
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):  # 1e20, inf, nan: no time at all
+            log.warning("timestamp %r is out of range; the item gets its fetch time", value)
+            return None
     try:
         parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:

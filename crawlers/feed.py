@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -98,10 +99,33 @@ class FeedSource:
         self._session.close()
 
 
+# A numeric character reference, `&#55357;` or `&#x110000;`, with or without its `;`.
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));?")
+_REPLACEMENT_REF = b"&#65533;"
+
+
+def _valid_char_refs(body: bytes) -> bytes:
+    """Rewrite references to no character (a surrogate, past U+10FFFF) as U+FFFD.
+
+    feedparser raises on them (UnicodeEncodeError, ValueError, OverflowError)
+    from deep inside its parser, for the whole document, so one hostile entry
+    would lose every entry of the feed on every poll.
+    """
+
+    def repair(match: re.Match[bytes]) -> bytes:
+        digits = match.group(1) or match.group(2)
+        if len(digits) > 8:  # more than any code point, whatever the base; int() of it costs
+            return _REPLACEMENT_REF
+        code = int(digits, 16 if match.group(1) else 10)
+        return _REPLACEMENT_REF if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else match.group(0)
+
+    return _CHAR_REF.sub(repair, body) if b"&#" in body else body
+
+
 def parse_feed(result: FetchResult, source: str, *, fetched: datetime) -> list[Document]:
     """Parse fetched bytes into documents, in feed order, without duplicates."""
     parsed = feedparser.parse(
-        result.body,
+        _valid_char_refs(result.body),
         response_headers={
             "content-location": result.url,
             "content-type": result.headers.get("content-type", "application/xml"),
@@ -188,5 +212,5 @@ def _struct_to_datetime(value: time.struct_time | None) -> datetime | None:
         return None
     try:
         return datetime(*value[:6], tzinfo=UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None

@@ -49,11 +49,12 @@ class HackerNewsSource(ApiSource):
             params["numericFilters"] = f"created_at_i>={int(cursor)}"
         documents: list[Document] = []
         newest = int(cursor) if cursor else 0
+        ceiling = int(self._now().timestamp()) + _FUTURE_SLACK
         for page in range(self.config.max_pages):
             response = self.client.get(url, params={**params, "page": page})
             hits = as_list(response.data, "hits", url=url)
             documents.extend(self.convert_all(hits, self._document))
-            newest = max([newest, *(_stamp(hit) for hit in hits)])
+            newest = max([newest, *(_stamp(hit, ceiling) for hit in hits)])
             pages = response.data.get("nbPages")
             if not hits or not isinstance(pages, int) or page + 1 >= pages:
                 break
@@ -79,9 +80,14 @@ class HackerNewsSource(ApiSource):
         )
 
 
-def _stamp(hit: Any) -> int:
+# A hit stamped later than this past the fetch time is not believed: as the cursor, it would
+# make every later poll ask for items from the far future, and so see nothing again.
+_FUTURE_SLACK = 86_400
+
+
+def _stamp(hit: Any, ceiling: int) -> int:
     value = hit.get("created_at_i") if isinstance(hit, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value <= ceiling else 0
 
 
 register_source(HackerNewsSourceConfig)(HackerNewsSource.from_config)

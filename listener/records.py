@@ -39,7 +39,7 @@ SCHEMA_VERSION = 1
 def _digest(*parts: str) -> str:
     h = hashlib.sha256()
     for part in parts:
-        h.update(part.encode("utf-8"))
+        h.update(part.encode("utf-8", "surrogatepass"))  # same bytes for any encodable key
         h.update(b"\x1f")
     return h.hexdigest()[:32]
 
@@ -58,6 +58,20 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _encodable(value: str | None) -> str | None:
+    """Lone surrogates (`"\\ud83d"` in an API's JSON) as U+FFFD, so the record can be published.
+
+    A pair split into two code points is joined back into its character.
+    """
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 class _Record(BaseModel):
@@ -84,6 +98,10 @@ class Document(_Record):
     engagement: dict[str, int] = Field(default_factory=dict)
 
     _normalise_published = field_validator("published", "fetched")(_utc)
+    # Every source builds its items as Documents, so text is made encodable here, once for all.
+    _encodable_text = field_validator(
+        "id", "source", "source_type", "url", "site", "author", "title", "text", "language"
+    )(_encodable)
 
 
 class Mention(Document):

@@ -11,6 +11,7 @@ from crawlers.scheduler import Scheduler
 from crawlers.state import FetchState
 from listener.config import HackerNewsSourceConfig, Limits
 from listener.errors import SourceError
+from listener.records import encode
 
 pytest_plugins = ["api_fixtures"]
 
@@ -135,3 +136,30 @@ def test_through_the_scheduler_a_failed_poll_publishes_nothing_and_the_recovery_
         scheduler.run_once()
         scheduler.close()
     assert sorted(d.author for d in published) == ["kestrel_dev", "mlin", "newcomer", "quietpond"]
+
+
+def test_a_lone_surrogate_and_an_absurd_timestamp_cost_only_their_own_items_nothing_else(
+    api, state, limits, client, caplog
+):
+    """A stranger's comment carries half an emoji; another hit is stamped 1e20 or 10**20 seconds."""
+    comment = (
+        '{{"objectID": "{}", "author": "{}", "comment_text": "{}", "created_at_i": {}, "_tags": ["comment"]}}'
+    )
+    hits = [
+        comment.format(1, "a", "Zephyro outage \\ud83d again", 1763647511),
+        comment.format(2, "b", "Zephyro stamped 1e20", "1e20"),
+        comment.format(3, "c", "Zephyro stamped 10**20", 10**20),
+        comment.format(4, "d", "Zephyro is fine here", 1763647600),
+    ]
+    api.route(PATH, Reply(('{"hits": [' + ", ".join(hits) + '], "nbPages": 1}').encode()))
+    source = HackerNewsSource(hn_config(api), limits, state, client=client)
+    with caplog.at_level("WARNING", logger="crawlers.api_source"):
+        docs = drain(source)
+    assert [d.author for d in docs] == ["a", "b", "c", "d"]
+    assert docs[0].text == "Zephyro outage \ufffd again"
+    assert all(encode(doc) for doc in docs)  # each one can be published
+    assert docs[1].published == docs[1].fetched and docs[2].published == docs[2].fetched
+    assert "1e+20 is out of range; the item gets its fetch time" in caplog.text
+    # The absurd stamp does not become the cursor: the next poll still asks from the real newest item.
+    drain(source)
+    assert api.requests_for(PATH)[-1].query["numericFilters"] == "created_at_i>=1763647600"

@@ -225,3 +225,25 @@ def test_hostile_markup_in_a_title_arrives_as_inert_text(fixture_server, state):
     (doc,) = make_source(url, state).poll()
     assert "<img" not in (doc.title or "") and "Acme" in (doc.title or "")
     assert doc.url is None
+
+
+@pytest.mark.parametrize(
+    "reference", ["&#55357;", "&#xD83D;", "&#1114112;", "&#x110000;", "&#" + "9" * 30 + ";", "&#55357"]
+)
+def test_a_reference_to_no_character_costs_nothing_but_itself_and_the_other_entries_arrive(
+    fixture_server, state, reference
+):
+    """feedparser raised on these for the whole document: every entry was lost on every poll."""
+    body = (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+        "<item><guid>good-1</guid><title>Acme refunds</title><description>fine</description></item>"
+        f"<item><guid>bad</guid><title>Acme {reference} half an emoji</title>"
+        f"<description>Acme {reference} again</description></item>"
+        "<item><guid>good-2</guid><title>Acme lounge</title>"
+        "<description>also fine &#233;</description></item>"
+        "</channel></rss>"
+    )
+    url = fixture_server.add("/feed", body, content_type=RSS)
+    docs = poll_and_commit(make_source(url, state))
+    assert [d.title for d in docs] == ["Acme refunds", "Acme \ufffd half an emoji", "Acme lounge"]
+    assert docs[1].text == "Acme \ufffd again" and docs[2].text == "also fine é"
