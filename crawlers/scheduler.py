@@ -5,7 +5,7 @@
   time, so the bus client it wraps need not be thread-safe.
 * After `publish` returns, the source's `commit(docs)` records the items. If
   `publish` raises, nothing is recorded and the same items come back on the next
-  poll; ids are deterministic, so downstream writes stay idempotent.
+  poll, after a back-off; ids are deterministic, so downstream writes stay idempotent.
 * A failing source backs off exponentially (interval x 2^failures, capped); the
   failure count lives in the fetch state so a restart does not reset it.
 * Every poll's outcome goes to the health log (`crawlers.health`) beside the
@@ -28,7 +28,7 @@ from crawlers.state import FetchState
 from listener.errors import SourceError
 from listener.records import Document
 
-__all__ = ["PollOutcome", "RunSummary", "Scheduler", "backoff_delay"]
+__all__ = ["PUBLISH_MAX_BACKOFF", "PollOutcome", "RunSummary", "Scheduler", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ Publish = Callable[[list[Document]], None]
 Clock = Callable[[], float]
 
 DEFAULT_MAX_BACKOFF = 6 * 3600.0
+PUBLISH_MAX_BACKOFF = 900.0
+_PUBLISH_FAILED = "publish failed"
 
 
 def backoff_delay(interval: float, failures: int, cap: float = DEFAULT_MAX_BACKOFF) -> float:
@@ -109,7 +111,7 @@ class Scheduler:
         known = self.state.get(source.name)
         if known.last_poll is None:
             return self.clock()
-        wait_for = backoff_delay(source.poll_interval, known.failures, self.max_backoff)
+        wait_for = backoff_delay(source.poll_interval, known.failures, self._cap(known.last_error))
         remaining = wait_for - max(0.0, wall_now - known.last_poll)
         return self.clock() + min(max(0.0, remaining), wait_for)
 
@@ -215,11 +217,13 @@ class Scheduler:
             if docs:
                 self.publish(docs)
         except Exception as exc:
-            # Not the source's fault: no back-off, and nothing is marked seen.
+            # Nothing is marked seen, so the items come back. Whether the bus or one of the items
+            # is to blame, retrying every interval unnoticed helps neither: the source backs off
+            # (see `_cap`) and shows as failing, with its notice, like a source whose fetch fails.
             log.error(
                 "source %s: publishing %d documents failed; they will come back: %s", name, len(docs), exc
             )
-            return self._schedule(source, PollOutcome(name, len(docs), f"publish failed: {exc}"))
+            return self._failed(source, exc, f"{_PUBLISH_FAILED}: {exc}")
         self._commit(source, docs)
         self.state.record_success(name)
         self._note_health(name, ok=True, docs=docs)
@@ -227,12 +231,20 @@ class Scheduler:
             log.info("source %s: %d new documents", name, len(docs))
         return self._schedule(source, PollOutcome(name, len(docs)))
 
-    def _failed(self, source: Source, exc: Exception) -> PollOutcome:
-        message = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+    def _cap(self, last_error: str | None) -> float:
+        """A publish failure backs off less far, so the source resumes soon after a bus outage."""
+        publish = last_error is not None and last_error.startswith(_PUBLISH_FAILED)
+        return min(self.max_backoff, PUBLISH_MAX_BACKOFF) if publish else self.max_backoff
+
+    def _failed(self, source: Source, exc: Exception, message: str | None = None) -> PollOutcome:
+        if message is None:
+            message = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
         failures = self.state.record_failure(source.name, message)
         self._note_health(source.name, ok=False, error=message)
-        delay = backoff_delay(source.poll_interval, failures, self.max_backoff)
-        if isinstance(exc, SourceError):
+        delay = backoff_delay(source.poll_interval, failures, self._cap(message))
+        if message.startswith(_PUBLISH_FAILED):
+            log.warning("source %s: %d failed in a row, next try in %.0fs", source.name, failures, delay)
+        elif isinstance(exc, SourceError):
             log.warning(
                 "source %s failed (%d in a row), next try in %.0fs: %s", source.name, failures, delay, message
             )

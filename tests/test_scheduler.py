@@ -13,7 +13,7 @@ from fixture_server import FixtureServer
 
 from crawlers.factory import brands_by_source, build_sources
 from crawlers.feed import FeedSource
-from crawlers.scheduler import Scheduler, backoff_delay
+from crawlers.scheduler import PUBLISH_MAX_BACKOFF, Scheduler, backoff_delay
 from crawlers.spider_source import SpiderSource
 from crawlers.state import FetchState
 from listener.config import Config, FeedSourceConfig, Limits
@@ -153,15 +153,27 @@ def test_when_publishing_fails_the_feed_items_come_back_next_poll(state, clock):
 
         with Scheduler([feed], state, publish, clock) as scheduler:
             failed = scheduler.run_once()
+            assert state.get("news").failures == 1  # counted, so it backs off and shows as failing
+            clock.advance(60)
+            assert scheduler.run_once().polled == []
             clock.advance(60)
             scheduler.run_once()
             clock.advance(60)
             quiet = scheduler.run_once()
-        assert failed.failed == {"news": "publish failed: bus is down"}
-        assert state.get("news").failures == 0  # the bus failed, not the feed
+        assert failed.failed == {"news": "publish failed: bus is down"} and failed.outcomes[0].next_in == 120
+        assert state.get("news").failures == 0
         assert len(attempts) == 2 and attempts[0] == attempts[1] and len(attempts[0]) == 3
         assert quiet.polled == ["news"] and quiet.documents == 0
         assert server.requests_for("/feed")[-1].headers.get("if-none-match") == '"v1"'
+
+
+def test_after_a_long_bus_outage_a_restart_waits_no_more_than_the_publish_back_off_cap(state, clock):
+    """Forty refused publishes would mean six hours of back-off; the bus coming back needs far less."""
+    source = ScriptedSource("feed", 60, [[]])
+    for _ in range(40):
+        state.record_failure("feed", "publish failed: bus is down", when=10_000.0)
+    with Scheduler([source], state, lambda docs: None, clock, wall_clock=lambda: 10_000.0) as scheduler:
+        assert scheduler.next_due("feed") - clock() == PUBLISH_MAX_BACKOFF
 
 
 def test_a_restart_waits_out_the_rest_of_the_interval(state, clock):

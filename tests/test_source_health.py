@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from api_server import ApiServer, Reply, fixture
+from api_server import ApiServer, FakeClock, Reply, fixture
 from click.testing import CliRunner
 
 from crawlers.factory import build_sources
@@ -100,3 +100,48 @@ def test_sources_status_shows_what_the_scheduler_recorded_and_exits_1_when_a_sou
     rows = {row["source"]: row for row in json.loads(as_json.output)}
     assert rows["hn"]["items"] == 1 and rows["hn"]["lag_median_s"] > 0
     assert rows["bsky"]["error_rate"] == 1.0 and rows["bsky"]["brands"] == ["Zephyro Fiber"]
+
+
+def test_a_source_whose_items_cannot_be_published_backs_off_and_shows_as_failing_until_they_go_through(
+    api, tmp_path
+):
+    """The bus refuses this source's writes (a stand-in publish that raises, as a bus client would)."""
+    api.route("/api/v1/search_by_date", Reply(fixture("hn_search_page1.json")))
+    path = tmp_path / "watch.yaml"
+    path.write_text(
+        "data_dir: data\nbrands:\n  - name: Zephyro Fiber\n    queries: [zephyro]\n    sources:\n"
+        f'      - {{type: hackernews, name: hn, query: zephyro, base_url: "{api.base}/api/v1",'
+        " max_pages: 1, poll_interval: 60}\n"
+    )
+    config = load_config(path)
+    published: list[str] = []
+    refusals = 3
+
+    def publish(docs):
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise ConnectionError("bus refused the write")
+        published.extend(d.author or "" for d in docs)
+
+    clock = FakeClock()
+    with FetchState(config.data_dir / "fetch.db") as state:
+        scheduler = Scheduler(build_sources(config, state), state, publish, clock)
+        waits = []
+        for _ in range(3):
+            (outcome,) = scheduler.run_once().outcomes
+            waits.append(outcome.next_in)
+            assert scheduler.run_once().polled == []  # not retried at once
+            clock.advance(outcome.next_in)
+        status = CliRunner().invoke(main, ["sources", "status", "-c", str(path)])
+        assert waits == [120, 240, 480]  # doubling from the 60 s interval
+        (hn,) = [line for line in status.output.splitlines() if line.startswith("hn ")]
+        assert hn.split()[:3] == ["hn", "hackernews", "failing"], status.output
+        assert "publish failed: bus refused the write" in status.output
+        assert status.exit_code == 1
+        (recovered,) = scheduler.run_once().outcomes
+        scheduler.close()
+    assert recovered.ok and recovered.next_in == 60
+    assert published == ["quietpond"]  # the item the refused polls kept bringing back
+    after = CliRunner().invoke(main, ["sources", "status", "-c", str(path)])
+    assert after.output.splitlines()[1].split()[:3] == ["hn", "hackernews", "ok"]
