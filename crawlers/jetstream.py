@@ -128,7 +128,9 @@ class JetstreamSource:
         try:
             event = json.loads(message)
             stamp = int(event["time_us"])
-        except (ValueError, KeyError, TypeError):
+            if parse_time(stamp / 1_000_000) is None:  # no real time: skipped, never the cursor
+                raise ValueError(f"time_us {stamp} out of range")
+        except (ValueError, KeyError, TypeError, OverflowError):
             log.warning("%s: unreadable jetstream message skipped", self.name)
             return
         self._buffer.push(self._document(event), mark=stamp)

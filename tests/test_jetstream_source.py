@@ -111,3 +111,20 @@ def test_a_full_buffer_drops_the_oldest_rather_than_blocking_the_stream(firehose
         docs = list(source.poll())
         source.close()
     assert source.dropped == 1 and [d.text for d in docs] == ["zephyro support finally called back"]
+
+
+def test_an_event_stamped_at_no_real_time_is_skipped_and_the_stream_goes_on(tmp_path):
+    """Stamped 10**20 µs (past year 9999): it used to kill the reader; nor may it become the cursor."""
+    absurd = json.loads(post(2, "Zephyro stamped at no real time"))
+    absurd["time_us"] = 10**20
+    events = [post(1, "Zephyro Fiber is down again"), json.dumps(absurd), post(3, "zephyro is back")]
+    hose = Firehose([events])
+    try:
+        with FetchState(tmp_path / "fetch.db") as state:
+            source = JetstreamSource(jet_config(hose, rewind=0), Limits(timeout=5), state)
+            docs = wait_for(source, 2)
+            source.close()
+            assert [d.text for d in docs] == ["Zephyro Fiber is down again", "zephyro is back"]
+            assert state.get_cursor("jet") == str(T + 3)
+    finally:
+        hose.close()
