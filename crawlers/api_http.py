@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from crawlers.http import failure_reason
+from crawlers.deadline import bounded, deadline_message
+from crawlers.http import failure_reason, mount_deadline
 from listener.config import Limits
 from listener.errors import SourceError
 
@@ -150,6 +151,7 @@ class ApiClient:
         self.limits = limits
         self.gate = gate or DEFAULT_GATE
         self.session = session or requests.Session()
+        mount_deadline(self.session)
         self.session.headers["User-Agent"] = user_agent or limits.user_agent
         self.session.headers["Accept"] = "application/json"
 
@@ -160,20 +162,23 @@ class ApiClient:
         host = urlsplit(url).netloc
         self.gate.check(host)
         deadline = time.monotonic() + self.limits.timeout
-        try:
-            with self.session.request(
-                method, url, timeout=self.limits.timeout, stream=True, **options
-            ) as response:
-                self._check_status(host, url, response)
-                body = self._read(url, response, deadline)
-                headers = {k.lower(): v for k, v in response.headers.items()}
-                final_url = response.url
-        except requests.Timeout:
-            self.gate.failure(host, "a timeout")
-            raise SourceError(f"{url}: timed out after {self.limits.timeout:g}s") from None
-        except requests.RequestException as exc:
-            self.gate.failure(host, "a connection failure")
-            raise SourceError(f"{url}: request failed ({failure_reason(exc)})") from None
+        with bounded(self.limits.timeout) as watch:
+            try:
+                with self.session.request(
+                    method, url, timeout=self.limits.timeout, stream=True, **options
+                ) as response:
+                    self._check_status(host, url, response)
+                    body = self._read(url, response, deadline)
+                    headers = {k.lower(): v for k, v in response.headers.items()}
+                    final_url = response.url
+                if watch.expired:  # a body without a length ends quietly when its socket is shut
+                    raise requests.Timeout()
+            except requests.RequestException as exc:
+                if watch.expired or isinstance(exc, requests.Timeout):
+                    self.gate.failure(host, "a timeout")
+                    raise SourceError(deadline_message(url, self.limits.timeout)) from None
+                self.gate.failure(host, "a connection failure")
+                raise SourceError(f"{url}: request failed ({failure_reason(exc)})") from None
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:

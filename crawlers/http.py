@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import requests
 
+from crawlers.deadline import DeadlineAdapter, bounded, deadline_message
 from listener.config import Limits
 from listener.errors import SourceError
 
-__all__ = ["FetchResult", "failure_reason", "fetch", "make_session"]
+__all__ = ["FetchResult", "failure_reason", "fetch", "make_session", "mount_deadline"]
 
 _CHUNK = 64 * 1024
 
@@ -36,12 +37,20 @@ class FetchResult:
 
 def make_session(limits: Limits) -> requests.Session:
     session = requests.Session()
+    mount_deadline(session)
     session.headers["User-Agent"] = limits.user_agent
     session.headers["Accept"] = (
         "application/rss+xml, application/atom+xml, application/rdf+xml, "
         "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
     )
     return session
+
+
+def mount_deadline(session: requests.Session) -> None:
+    """Make `limits.timeout` hold for whole requests made through `session` (see crawlers.deadline)."""
+    adapter = DeadlineAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
 
 
 def fetch(
@@ -59,26 +68,46 @@ def fetch(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     deadline = time.monotonic() + limits.timeout
-    try:
-        with session.get(url, headers=headers, timeout=limits.timeout, stream=True) as response:
-            if response.status_code == 304:
-                return FetchResult(url=response.url, status=304, etag=etag, last_modified=last_modified)
-            _raise_for_status(url, response)
-            body = _read_limited(url, response, limits, deadline)
-            return FetchResult(
-                url=response.url,
-                status=response.status_code,
-                body=body,
-                headers={k.lower(): v for k, v in response.headers.items()},
-                etag=response.headers.get("ETag"),
-                last_modified=response.headers.get("Last-Modified"),
-            )
-    except requests.Timeout:
-        raise SourceError(f"{url}: timed out after {limits.timeout:g}s") from None
-    except requests.ConnectionError as exc:
-        raise SourceError(f"{url}: cannot connect ({failure_reason(exc)})") from None
-    except requests.RequestException as exc:
-        raise SourceError(f"{url}: request failed ({failure_reason(exc)})") from None
+    with bounded(limits.timeout) as watch:
+        try:
+            result = _get(session, url, headers, limits, deadline, etag, last_modified)
+        except (requests.RequestException, SourceError) as exc:
+            if watch.expired:
+                raise SourceError(deadline_message(url, limits.timeout)) from None
+            if isinstance(exc, SourceError):
+                raise
+            if isinstance(exc, requests.Timeout):
+                raise SourceError(deadline_message(url, limits.timeout)) from None
+            if isinstance(exc, requests.ConnectionError):
+                raise SourceError(f"{url}: cannot connect ({failure_reason(exc)})") from None
+            raise SourceError(f"{url}: request failed ({failure_reason(exc)})") from None
+        if watch.expired:  # a body without a length ends quietly when its socket is shut
+            raise SourceError(deadline_message(url, limits.timeout))
+        return result
+
+
+def _get(
+    session: requests.Session,
+    url: str,
+    headers: dict[str, str],
+    limits: Limits,
+    deadline: float,
+    etag: str | None,
+    last_modified: str | None,
+) -> FetchResult:
+    with session.get(url, headers=headers, timeout=limits.timeout, stream=True) as response:
+        if response.status_code == 304:
+            return FetchResult(url=response.url, status=304, etag=etag, last_modified=last_modified)
+        _raise_for_status(url, response)
+        body = _read_limited(url, response, limits, deadline)
+        return FetchResult(
+            url=response.url,
+            status=response.status_code,
+            body=body,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+        )
 
 
 def _raise_for_status(url: str, response: requests.Response) -> None:
@@ -100,8 +129,7 @@ def _read_limited(url: str, response: requests.Response, limits: Limits, deadlin
         if len(received) > limit:
             raise _too_large(url, limit, "body kept coming")
         if time.monotonic() > deadline:
-            # The per-read timeout cannot catch a server that trickles bytes forever.
-            raise SourceError(f"{url}: timed out after {limits.timeout:g}s while reading the body")
+            raise SourceError(deadline_message(url, limits.timeout))
     return bytes(received)
 
 
